@@ -177,3 +177,14 @@ def test_stats_shapes_follow_their_annotations():
     assert isinstance(res.target_probs, jaxtyping.Float[torch.Tensor, "row pos target"])
     assert isinstance(res.resid, jaxtyping.Float[torch.Tensor, "row pos d_model"])
     assert res.top_ids.shape == (model.cfg.n_layers + 1, len(res.tokens), 3)
+
+
+def test_worker_threads_leave_torch_thread_count_alone():
+    import torch as t
+
+    before = t.get_num_threads()
+    model = tiny_model("llama")
+    normed = model.apply_final_norm(t.randn(2, 3, 64)).detach()
+    stream.stream_stats(stream.Unembedding(model), normed, t.randn(3, VOCAB), 3, t.zeros(3, 1, dtype=t.long),
+                        chunk=64, workers=2)  # fmt: skip
+    assert t.get_num_threads() == before
