@@ -7,6 +7,7 @@ Three actions share one parser: the first positional is the prompt, unless it is
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,9 +18,10 @@ EXAMPLES = """\
   mechscope lens "The reliability of Wikipedia is very"
   mechscope lens "The capital of France is" --target " Paris" --json
   mechscope lens "The reliability of Wikipedia is very" --sublayers --png lens.png --html lens.html --vectors resid.png
-  mechscope lens train-tuned --model gemma-3-270m --tokens 204800        # ~1-1.5 h on 2 CPU cores
+  mechscope lens train-tuned --model gemma-3-270m --tokens 204800        # ~1 h on 2 CPU cores; rerun to resume
   mechscope lens train-tuned --corpus 'notes/*.txt' --corpus builtin --tokens 100000
   mechscope lens eval-tuned --json                                       # ~5 min
+  mechscope lens eval-tuned --tokens 8192 --png tuned_kl.png             # per-row KL, logit vs tuned
   mechscope lens "The reliability of Wikipedia is very" --lens tuned
 
 A first positional of exactly 'train-tuned' or 'eval-tuned' selects that action; anything else is the prompt."""
@@ -43,7 +45,8 @@ def register(subparsers) -> None:
     g.add_argument("--position", type=int, default=-1, help="position for the top-k table and --vectors (-1 = last)")
     g.add_argument("--target", action="append", default=None, metavar="TOKEN",
                    help="also track this token's probability and rank (exactly one token, e.g. ' Paris'); repeatable")  # fmt: skip
-    g.add_argument("--png", type=Path, help="write the heatmap + top-k panel as a PNG")
+    g.add_argument("--png", type=Path,
+                   help="write the heatmap + top-k panel as a PNG (eval-tuned: the per-row KL of both lenses)")  # fmt: skip
     g.add_argument("--html", type=Path, help="write a self-contained interactive grid (hover a cell for its top-k)")
     g.add_argument("--vectors", type=Path, help="write each row's residual vector at --position as a near-square image")
     g.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the terminal grid")
@@ -60,6 +63,10 @@ def register(subparsers) -> None:
                    help="precision of the training unembedding matmuls (evaluation is always float32)")  # fmt: skip
     t.add_argument("--seed", type=int, default=0, help="seed for context order and position sampling")
     t.add_argument("--out", type=Path, default=None, help="train-tuned: where to save (default: --lens-file's default)")
+    t.add_argument("--checkpoint-every", type=int, default=25, metavar="STEPS",
+                   help="train-tuned: checkpoint to OUT.checkpoint every this many steps and at the end; running the "
+                        "same command again resumes from it")  # fmt: skip
+    t.add_argument("--fresh", action="store_true", help="train-tuned: delete OUT.checkpoint and start from step 0")
     p.set_defaults(func=run)
 
 
@@ -118,6 +125,8 @@ def _corpus(args, default_tokens: int):
 
 
 def train(args: argparse.Namespace) -> int:
+    from mechscope.errors import ConfigError
+    from mechscope.lens.checkpoint import checkpoint_dir
     from mechscope.lens.train import TrainConfig, train_tuned_lens
     from mechscope.lens.tuned import default_lens_dir
 
@@ -125,15 +134,23 @@ def train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(tokens=tokens, corpus=corpus, contexts_per_step=args.contexts_per_step,
                       positions_per_step=args.positions_per_step, lr=args.lr, sublayers=args.sublayers,
                       precision=args.precision, seed=args.seed)  # fmt: skip
+    if args.checkpoint_every < 1:
+        raise ConfigError(f"--checkpoint-every must be a positive number of steps, got {args.checkpoint_every}")
     model = load_model(args)
-    lens = train_tuned_lens(model, cfg)
-    out = lens.save(args.out or args.lens_file or default_lens_dir(model))
+    out = Path(args.out or args.lens_file or default_lens_dir(model)).expanduser()
+    checkpoint = checkpoint_dir(out)
+    if args.fresh:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    lens = train_tuned_lens(model, cfg, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+    out = lens.save(out)
     result = lens.info["result"]
     if args.json:
-        emit_json({"path": str(out), "model": model.name, "fingerprint": model.fingerprint, "train": cfg.to_dict(),
-                   **{k: v for k, v in result.items() if k != "kl_history"}})  # fmt: skip
+        emit_json({"path": str(out), "checkpoint": str(checkpoint), "model": model.name, "fingerprint": model.fingerprint,
+                   "train": cfg.to_dict(), **{k: v for k, v in result.items() if k != "kl_history"}})  # fmt: skip
         return 0
-    print(f"saved tuned lens to {out}")
+    print(f"saved tuned lens to {out} (training checkpoint: {checkpoint})")
+    if result["resumed_at_steps"]:
+        print(f"resumed from the checkpoint at step {', '.join(map(str, result['resumed_at_steps']))}")
     print(f"{result['tokens']:,} tokens in {result['steps']} steps, {result['positions_per_translator']:,} positions "
           f"per translator, {result['seconds'] / 60:.1f} min")  # fmt: skip
     print("check it on held-out text: mechscope lens eval-tuned" + (f" --model {args.model}" if args.model else ""))
@@ -149,11 +166,20 @@ def evaluate(args: argparse.Namespace) -> int:
     lens = _tuned(args, model)
     contexts = corpus_contexts(model.tokenizer, corpus, "heldout", max_tokens=tokens)
     ev = evaluate_lenses(model, lens, contexts, sublayers=args.sublayers)
+    written = []
+    if args.png:
+        from mechscope.viz.lens_kl import save_kl_png
+
+        trained = lens.info.get("result", {}).get("tokens")
+        title = f"{model.name}: logit lens vs tuned lens" + (f" (trained on {trained:,} tokens)" if trained else "")
+        written.append(save_kl_png(ev.to_dict(), args.png, title))
     if args.json:
         emit_json({"model": model.name, "fingerprint": model.fingerprint, "corpus": corpus.to_dict(),
-                   "lens_tokens_trained": lens.info.get("result", {}).get("tokens"), **ev.to_dict()})  # fmt: skip
+                   "lens_tokens_trained": lens.info.get("result", {}).get("tokens"), **ev.to_dict(),
+                   "files": [str(w) for w in written]})  # fmt: skip
         return 0
     print(ev.table())
     verdict = "below" if ev.tuned_better_everywhere else "NOT below"
     print(f"tuned lens KL is {verdict} the logit lens at every row except the output ({ev.seconds:.0f} s)")
+    print("".join(f"wrote {w}\n" for w in written), end="")
     return 0

@@ -14,13 +14,19 @@ backward, per translator per sampled position. ``precision="bfloat16"`` runs tho
 bfloat16 (≈5× faster on CPUs with AVX-512 BF16; targets, softmax and the loss stay float32).
 Sampling 1/8 of the positions keeps a 200k-token run near an hour on 2 CPU cores; every token still
 goes through the model and shapes the residuals the sampled positions see.
+
+With ``checkpoint=DIR`` the translators, Adam's state, the step and the sampling generator are written
+atomically every ``checkpoint_every`` steps and at the end (:mod:`mechscope.lens.checkpoint`); calling
+again with the same arguments resumes there and ends bit-identical to an uninterrupted run on CPU.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -29,6 +35,7 @@ from torch import Tensor
 
 from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import ConfigError
+from mechscope.lens import checkpoint as ckpt
 from mechscope.lens.tuned import TunedLens
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -147,16 +154,23 @@ def _run_rows(model: HookedModel, ids: Tensor, hooks: list[str]) -> dict[str, Te
 
 
 def train_tuned_lens(model: HookedModel, cfg: TrainConfig = TrainConfig(), contexts: Tensor | None = None,
-                     progress: bool = True) -> TunedLens:  # fmt: skip
+                     progress: bool = True, checkpoint: str | Path | None = None,
+                     checkpoint_every: int = 25) -> TunedLens:  # fmt: skip
     """Train and return a :class:`TunedLens` (its ``info`` holds the config and the results).
 
     contexts: packed token contexts [n, seq] to train on; default: the corpus's train split.
+    checkpoint: a directory (by convention ``<out>.checkpoint``) where the state is written atomically every
+    ``checkpoint_every`` steps and at the end (:mod:`mechscope.lens.checkpoint`). If it already holds a
+    checkpoint of the same model, config and training text, training resumes from it, and ends with the
+    same translators an uninterrupted run gives (bit for bit on CPU); another one is refused with one line.
     """
     from tqdm.auto import tqdm
 
     from mechscope.data.corpus import corpus_contexts
 
     start = time.perf_counter()
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every!r}")
     if contexts is None:
         contexts = corpus_contexts(model.tokenizer, cfg.corpus, "train", max_tokens=cfg.tokens, progress=progress)
     if contexts.shape[0] * contexts.shape[1] < cfg.tokens:
@@ -172,18 +186,40 @@ def train_tuned_lens(model: HookedModel, cfg: TrainConfig = TrainConfig(), conte
     weight = model.hf.get_submodule(model.adapter.unembed).weight.detach()
     weight = weight.to(torch.bfloat16) if cfg.precision == "bfloat16" else weight
     cap = model.cfg.logit_softcap
+    opt = torch.optim.AdamW([lens.weight, lens.bias], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = min(cfg.steps, contexts.shape[0] // cfg.contexts_per_step)
+    factor = lambda s: schedule_factor(s, steps, cfg.warmup_fraction)  # noqa: E731
+    n_tr = len(lens.hooks)
+    history, per_translator, done, spent, resumed = [], torch.zeros(n_tr), 0, 0.0, []
+    identity = json.loads(json.dumps({"model": model.name, "fingerprint": model.fingerprint, "train": cfg.to_dict(),
+                                      "hooks": lens.hooks, "contexts_sha256": ckpt.contexts_digest(contexts)}))  # fmt: skip
+    if checkpoint is not None:
+        state = ckpt.load_checkpoint(Path(checkpoint), identity)
+        if state is not None:
+            per_translator = ckpt.restore_state(state.tensors, lens, opt, gen)
+            done, history, spent, resumed = state.step, state.history, state.seconds, [*state.resumed, state.step]
+            log.info("mechscope: resuming tuned-lens training at step %d of %d from %s", done, steps, checkpoint)
+    # the learning rate is a function of the step: a resumed run sets the one the uninterrupted run has there
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    if done:
+        sched.last_epoch = done
+        for group, base in zip(opt.param_groups, sched.base_lrs):
+            group["lr"] = base * factor(done)
+        sched._last_lr = [g["lr"] for g in opt.param_groups]
+
+    def save(step: int) -> None:
+        tensors = ckpt.pack_state(lens, opt, per_translator, gen)
+        ckpt.save_checkpoint(Path(checkpoint), identity, step, tensors, history,
+                             spent + time.perf_counter() - start, resumed)  # fmt: skip
+
     frozen = [p for p in model.hf.parameters() if p.requires_grad]
     for p in frozen:  # the model stays fixed; restored in finally
         p.requires_grad_(False)
-    opt = torch.optim.AdamW([lens.weight, lens.bias], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = min(cfg.steps, contexts.shape[0] // cfg.contexts_per_step)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule_factor(s, steps, cfg.warmup_fraction))
-    n_tr = len(lens.hooks)
-    history, per_translator = [], torch.zeros(n_tr)
     tail = max(1, steps // 10)
     seq = contexts.shape[1]
     try:
-        bar = tqdm(range(steps), desc="mechscope: training tuned lens", unit="step", disable=not progress)
+        bar = tqdm(range(done, steps), desc="mechscope: training tuned lens", unit="step", disable=not progress,
+                   initial=done, total=steps)  # fmt: skip
         for step in bar:
             batch = contexts[step * cfg.contexts_per_step : (step + 1) * cfg.contexts_per_step]
             rows = _run_rows(model, batch, hooks)
@@ -210,16 +246,19 @@ def train_tuned_lens(model: HookedModel, cfg: TrainConfig = TrainConfig(), conte
             if step >= steps - tail:
                 per_translator += step_kl / tail
             bar.set_postfix(kl=f"{history[-1]:.3f}")
+            if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+                save(step + 1)
     finally:
         for p in frozen:
             p.requires_grad_(True)
     lens.requires_grad_(False)
-    seconds = time.perf_counter() - start
+    seconds = spent + time.perf_counter() - start
     lens.info = {
         "train": cfg.to_dict(),
         "result": {
             "steps": steps, "tokens": steps * cfg.contexts_per_step * seq,
             "positions_per_translator": steps * cfg.positions_per_step, "seconds": round(seconds, 1),
+            "resumed_at_steps": resumed,
             "kl_history": [round(x, 4) for x in history],
             "final_train_kl": {h: round(float(v), 4) for h, v in zip(lens.hooks, per_translator)},
         },

@@ -82,10 +82,33 @@ def test_train_then_read_and_evaluate_tuned(capsys, tiny_dir, corpus, tmp_path):
                            "--json")  # fmt: skip
     assert code == 0 and json.loads(out)["lens"] == "tuned"
     code, out, err = run_cli(capsys, "lens", "eval-tuned", "--model", tiny_dir, "--corpus", corpus, "--seq-len", "32",
-                             "--tokens", "256", "--lens-file", str(lens_dir), "--json")  # fmt: skip
+                             "--tokens", "256", "--lens-file", str(lens_dir), "--json", "--png", str(tmp_path / "kl.png"))  # fmt: skip
     assert code == 0, err
     ev = json.loads(out)
     assert len(ev["rows"]) == 3 and ev["tokens"] > 0 and {"logit_kl", "tuned_kl"} <= set(ev["rows"][0])
+    assert ev["files"] == [str(tmp_path / "kl.png")] and (tmp_path / "kl.png").stat().st_size > 10_000
+
+
+def test_train_tuned_resumes_refuses_another_config_and_starts_fresh(capsys, tiny_dir, corpus, tmp_path):
+    lens_dir = tmp_path / "lens"
+    argv = ["lens", "train-tuned", "--model", tiny_dir, "--corpus", corpus, "--tokens", "1024", "--seq-len", "32",
+            "--positions-per-step", "32", "--out", str(lens_dir), "--checkpoint-every", "3"]  # fmt: skip
+    code, out, err = run_cli(capsys, *argv, "--json")
+    first = json.loads(out)
+    assert code == 0, err
+    assert first["checkpoint"] == f"{lens_dir}.checkpoint" and first["resumed_at_steps"] == []
+    assert (tmp_path / "lens.checkpoint" / "checkpoint.json").is_file()
+    code, out, err = run_cli(capsys, *argv)  # the same command again: the finished checkpoint is reused
+    assert code == 0 and f"resumed from the checkpoint at step {first['steps']}" in out
+    code, out, err = run_cli(capsys, *argv, "--lr", "0.003")
+    assert code == 2 and out == "" and "Traceback" not in err
+    line = last_line(err)
+    assert line.startswith("mechscope: error: the checkpoint at ") and "another training setting lr=0.001, not 0.003" in line
+    assert "--fresh" in line
+    code, out, err = run_cli(capsys, *argv, "--lr", "0.003", "--fresh", "--json")
+    assert code == 0 and json.loads(out)["resumed_at_steps"] == []
+    code, _, err = run_cli(capsys, *argv, "--checkpoint-every", "0")
+    assert code == 2 and "--checkpoint-every must be a positive number of steps" in last_line(err)
 
 
 @pytest.mark.parametrize("argv, message", [
