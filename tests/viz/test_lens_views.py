@@ -82,3 +82,16 @@ def test_vectors_are_near_square_images(result, tmp_path):
     path = save_vector_images(result.resid[:, -1].numpy(), [r.label for r in result.rows], tmp_path / "v.png")
     assert path.stat().st_size > 5_000
     assert result.save_vectors(tmp_path / "w.png", position=2).is_file()
+
+
+def test_kl_figure_of_an_evaluation(tmp_path):
+    from mechscope.viz.lens_kl import kl_figure, save_kl_png
+
+    data = {"rows": [{"label": f"L{i}", "logit_kl": 10.0 / (i + 1), "tuned_kl": 1.0 / (i + 1)} for i in range(5)]
+            + [{"label": "L5", "logit_kl": 0.2, "tuned_kl": 0.3}], "tokens": 1234}  # fmt: skip
+    fig = kl_figure(data, "tiny")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"L{i}" for i in range(6)]
+    assert ax.get_yscale() == "log" and "tuned below logit at 5/6 rows" in ax.get_title(loc="left")
+    path = save_kl_png(data, tmp_path / "kl.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
