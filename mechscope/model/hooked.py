@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -99,7 +100,11 @@ class HookedModel:
     def __init__(self, hf_model: nn.Module, tokenizer, *, name: str | None = None, adapter: Adapter | None = None,
                  load_seconds: float | None = None, cache_path: str | None = None):  # fmt: skip
         self.hf = hf_model.eval()
-        self.tokenizer = tokenizer
+        # ``tokenizer`` may be a zero-argument callable: it is then built on first use (Gemma's 33 MB
+        # tokenizer.json takes ~1 s to parse, a third of load(); analyses that only read tensors skip it).
+        self._tokenizer = None if callable(tokenizer) and not hasattr(tokenizer, "encode") else tokenizer
+        self._tokenizer_factory = tokenizer if self._tokenizer is None else None
+        self._tokenizer_lock = threading.Lock()
         self.adapter = adapter or adapter_for(hf_model.config.model_type)
         self.cfg = model_config(hf_model, self.adapter)
         self.name = name or getattr(hf_model.config, "_name_or_path", "") or self.cfg.model_type
@@ -109,6 +114,20 @@ class HookedModel:
         self._final_norm = hf_model.get_submodule(self.adapter.final_norm)
         self._unembed = hf_model.get_submodule(self.adapter.unembed)
         self._fingerprint: str | None = None
+
+    @property
+    def tokenizer(self):
+        """The Hugging Face tokenizer (built on first use when load() deferred it)."""
+        if self._tokenizer is None and self._tokenizer_factory is not None:
+            with self._tokenizer_lock:
+                if self._tokenizer is None and self._tokenizer_factory is not None:
+                    self._tokenizer = self._tokenizer_factory()
+                    self._tokenizer_factory = None
+        return self._tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value) -> None:
+        self._tokenizer, self._tokenizer_factory = value, None
 
     # --- facts ----------------------------------------------------------------------------------------
     @property

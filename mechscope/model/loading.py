@@ -92,6 +92,19 @@ def _load_tokenizer(where: Path | str):
     return AutoTokenizer.from_pretrained(where)
 
 
+def _deferred_tokenizer(where: Path):
+    """A zero-argument builder for ``where``'s tokenizer that fails with one clear line."""
+
+    def build():
+        try:
+            return _load_tokenizer(where)
+        except Exception as exc:  # noqa: BLE001 - any parse failure becomes one line
+            raise ModelSpecError(f"could not build the tokenizer in {where}: {type(exc).__name__}: {exc}; "
+                                 "re-run the conversion or check tokenizer.json") from None  # fmt: skip
+
+    return build
+
+
 def pick_device(device: str = "auto"):
     import torch
 
@@ -142,7 +155,9 @@ def load(spec: str = "gemma-3-270m", device: str = "auto", dtype: str | None = N
             bar.update()
             model = AutoModelForCausalLM.from_pretrained(where, config=config, dtype=dtypes[dtype])
             bar.update()
-            tokenizer = _load_tokenizer(where)
+            # A local tokenizer is built on first use (about a third of load() for Gemma); a hub one now,
+            # while the network errors below still apply.
+            tokenizer = _deferred_tokenizer(where) if isinstance(where, Path) else _load_tokenizer(where)
             bar.update()
         except OSError as exc:
             if isinstance(where, str):

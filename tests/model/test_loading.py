@@ -25,6 +25,26 @@ def test_local_directory_round_trip(tmp_path):
     torch.testing.assert_close(model("The capital of France is"), ref, atol=1e-5, rtol=0)
 
 
+def test_local_tokenizer_is_built_on_first_use(tmp_path):
+    tiny_hf("llama").save_pretrained(tmp_path / "m")
+    tiny_tokenizer().save_pretrained(tmp_path / "m")
+    model = mechscope.load(str(tmp_path / "m"), device="cpu")
+    assert model._tokenizer is None  # load() did not parse tokenizer.json
+    ids = model.to_tokens("hello world").input_ids
+    assert model._tokenizer is not None and ids.shape[1] > 1
+    assert model.tokenizer is model.tokenizer  # built once
+
+
+def test_broken_tokenizer_fails_with_one_line_on_first_use(tmp_path):
+    tiny_hf("llama").save_pretrained(tmp_path / "m")
+    tiny_tokenizer().save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "tokenizer.json").write_text("{not json")
+    model = mechscope.load(str(tmp_path / "m"), device="cpu")
+    with pytest.raises(ModelSpecError, match="could not build the tokenizer") as err:
+        model.to_tokens("hello")
+    assert "\n" not in str(err.value)
+
+
 def test_unknown_spec_suggests(monkeypatch):
     with pytest.raises(ModelSpecError, match="did you mean gemma-3-270m"):
         mechscope.load("gemma-3-270")
