@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from mechscope.errors import ConfigError, RunError
 from mechscope.labs.grokking.config import TrainConfig
 from mechscope.labs.grokking.data import Dataset
-from mechscope.labs.grokking.fast import SeedChunks, chunked_logits
+from mechscope.labs.grokking.fast import SeedChunks, SeedPool, chunked_logits
 from mechscope.labs.grokking.model import PARAM_NAMES, Params, init_params, loss_and_accuracy
 from mechscope.labs.grokking.optim import OptimizerState, adamw_step
 from mechscope.labs.grokking import rundir
@@ -135,6 +135,7 @@ def train(
     max_epochs_this_session: int | None = None,
     stop_at_test_acc: float | None = None,
     seeds_per_chunk: int | None = None,
+    seed_workers: int | None = None,
 ) -> TrainSummary:
     """Train (or resume) the run in ``out_dir``. ``cfg=None`` resumes with the saved config.
 
@@ -143,6 +144,9 @@ def train(
     once every seed's test accuracy reaches it (benchmarks of wall-clock to 99 %).
     ``seeds_per_chunk``: how many stacked seeds run through the fast path together (default: 1 on
     CPU, all on CUDA; see ``fast.SeedChunks``).
+    ``seed_workers``: on CPU with several seed groups, how many groups run at once, each on one thread
+    (``fast.SeedPool``; every seed stays bit-identical to training it alone on one thread). Default:
+    ``torch.get_num_threads()`` capped at the number of groups; 1 keeps the plain sequential loop.
     """
     run_dir = Path(out_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -164,6 +168,16 @@ def train(
     train_batch = SeedChunks.build(a_all[train_idx], b_all[train_idx], cfg.model.p, cfg.model.n_heads, per_chunk)
     test_batch = SeedChunks.build(a_all[test_idx], b_all[test_idx], cfg.model.p, cfg.model.n_heads, per_chunk)
     train_labels, test_labels = labels_all[train_idx], labels_all[test_idx]
+
+    if seed_workers is not None and seed_workers < 1:
+        raise ConfigError(f"seed_workers must be >= 1, got {seed_workers}")
+    workers = 1
+    if device.type == "cpu" and len(train_batch.chunks) > 1:
+        workers = min(len(train_batch.chunks), seed_workers or torch.get_num_threads())
+    pool = SeedPool(workers) if workers > 1 else None
+    threads_before = torch.get_num_threads()
+    if pool is not None:
+        torch.set_num_threads(1)  # one intra-op thread per worker: no OpenMP barriers across seeds
 
     m = state.metrics
     start_step = state.opt.step
@@ -190,13 +204,20 @@ def train(
             if max_epochs_this_session is not None and session_steps >= max_epochs_this_session:
                 break
             params = state.params
-            with torch.set_grad_enabled(step < cfg.epochs):
-                loss, acc = loss_and_accuracy(chunked_logits(params, train_batch), train_labels)
+            grads = None
+            if pool is not None:
+                loss, acc, grads = pool.loss_and_grads(params, train_batch, train_labels, step < cfg.epochs)
+            else:
+                with torch.set_grad_enabled(step < cfg.epochs):
+                    loss, acc = loss_and_accuracy(chunked_logits(params, train_batch), train_labels)
             m["train_loss"][:, step] = loss.detach().cpu()
             m["train_acc"][:, step] = acc.cpu()
             if step in eval_epochs:
-                with torch.no_grad():
-                    t_loss, t_acc = loss_and_accuracy(chunked_logits(params, test_batch), test_labels)
+                if pool is not None:
+                    t_loss, t_acc, _ = pool.loss_and_grads(params, test_batch, test_labels, False)
+                else:
+                    with torch.no_grad():
+                        t_loss, t_acc = loss_and_accuracy(chunked_logits(params, test_batch), test_labels)
                 k = int(m["n_eval"])
                 m["eval_epoch"][k] = step
                 m["test_loss"][:, k], m["test_acc"][:, k] = t_loss.cpu(), t_acc.cpu()
@@ -213,12 +234,16 @@ def train(
                 break
             if stop_at_test_acc is not None and step in eval_epochs and bool((t_acc >= stop_at_test_acc).all()):
                 break
-            grads = torch.autograd.grad(loss.sum(), [params[n] for n in PARAM_NAMES])
-            adamw_step(params, dict(zip(PARAM_NAMES, grads)), state.opt, cfg)
+            if grads is None:
+                grads = dict(zip(PARAM_NAMES, torch.autograd.grad(loss.sum(), [params[n] for n in PARAM_NAMES])))
+            adamw_step(params, grads, state.opt, cfg)
             session_steps += 1
             bar.update(1)
     finally:
         bar.close()
+        if pool is not None:
+            pool.close()
+            torch.set_num_threads(threads_before)
     state.save(run_dir)
     _write_progress(run_dir, cfg, state)
     elapsed = time.perf_counter() - t0
