@@ -40,6 +40,8 @@ def main(argv=None) -> None:
     if args.compat:
         bridge.enable_compatibility_mode()
     ids = torch.tensor([json.loads(args.ids)])
+    with torch.no_grad():  # one plain forward first, as mechscope's side does: weights resident before measuring
+        bridge(ids)
 
     def recipe():
         with torch.no_grad():

@@ -5,7 +5,8 @@ built-in corpus) has a lower mean KL than the logit lens at every row except the
 KL 0 for both). Held-out = the built-in corpus's held-out documents (never trained on), 128-token
 contexts, every position but BOS, float32; baseline = the logit lens on the same positions, same run.
 
-    . .venv/bin/activate && HF_HUB_OFFLINE=1 python benchmarks/lens_tuned_kl.py [--tokens 8192] [--lens-file DIR]
+    . .venv/bin/activate && HF_HUB_OFFLINE=1 python benchmarks/lens_tuned_kl.py [--tokens 8192] [--lens-file DIR] \
+        [--png docs/lens/tuned_kl.png]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=8192, help="held-out tokens to evaluate")
     ap.add_argument("--lens-file", type=Path, default=None, help="default: the model's default tuned-lens directory")
+    ap.add_argument("--png", type=Path, default=None, help="also draw the per-row KL of both lenses (as eval-tuned --png)")
     args = ap.parse_args(argv)
 
     import mechscope
@@ -33,6 +35,10 @@ def main(argv=None) -> dict:
     contexts = corpus_contexts(model.tokenizer, cfg, "heldout", max_tokens=args.tokens)
     ev = evaluate_lenses(model, lens, contexts)
     trained = lens.info["result"]
+    if args.png:
+        from mechscope.viz.lens_kl import save_kl_png
+
+        save_kl_png(ev.to_dict(), args.png, f"{model.name}: logit lens vs tuned lens (trained on {trained['tokens']:,} tokens)")
     per_row = {lb: {"logit_kl": round(lo, 4), "tuned_kl": round(t, 4), "ratio": round(t / lo, 4)}
                for lb, lo, t in zip(ev.labels, ev.logit_kl, ev.tuned_kl)}  # fmt: skip
     return emit(

@@ -4,8 +4,10 @@ TransformerLens 4.3 (``benchmarks/envs/tl``, see ``lens_peer_transformerlens.py`
 → ``accumulated_resid(apply_ln=True)`` → ``unembed`` → ``log_softmax`` → ``topk``, raw bridge and
 compatibility mode. mechscope: ``logit_lens(model, ids, top_k=10)`` (which also computes entropy, KL to
 the output and next-token ranks for every cell). Each side runs in its own fresh process in the same run,
-same token ids, same thread count; time = median of ``--repeats`` calls after one measured call, memory
-= extra RSS over that first call (sampled every 2 ms).
+same token ids, same thread count. Each side first runs one plain forward of the same tokens (so the
+weights are resident: mechscope memory-maps them, and the first forward would otherwise count their
+1.07 GB of page faults as lens memory); time = median of ``--repeats`` calls after one measured call,
+memory = extra RSS over that first call (sampled every 2 ms).
 
     . .venv/bin/activate && HF_HUB_OFFLINE=1 python benchmarks/lens_vs_transformerlens.py [--threads 1]
 """
@@ -32,6 +34,8 @@ def child(repeats: int, threads: int) -> None:
         torch.set_num_threads(threads)
     model = mechscope.load("gemma-3-270m", device="cpu")
     ids = torch.tensor(prompt_ids(model.tokenizer))
+    with torch.no_grad():  # weights resident before measuring (as the peer does)
+        model.hf(input_ids=ids[None], use_cache=False)
     with PeakRSS() as meter:
         logit_lens(model, ids, top_k=10)
     times = []
