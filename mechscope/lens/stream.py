@@ -133,7 +133,7 @@ def stream_stats(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"],
         workers = torch.get_num_threads() if normed.device.type == "cpu" else 1
     pos_block = min(n_pos, MAX_BLOCK)
     row_block = max(1, MAX_BLOCK // pos_block)
-    with _single_threaded(workers > 1), ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPoolExecutor(max(1, workers)) as pool:
         parts = []
         for r0 in range(0, n_rows, row_block):
             cols = []
@@ -192,7 +192,7 @@ def _scan(unembed: Unembedding, x: Tensor, shift: Tensor, tracked: Tensor, flat_
                 torch.zeros(tracked.shape, device=dev), torch.zeros(n, device=dev), [], [], [])  # fmt: skip
     thresholds = tracked - shift[:, None]
     weights = torch.empty((n, chunk), device=dev)
-    diff = torch.empty((n, chunk), device=dev)
+    above = torch.empty((n, chunk), dtype=torch.bool, device=dev)
     for c0 in range(start, stop, chunk):
         c1 = min(c0 + chunk, stop)
         width = c1 - c0
@@ -210,16 +210,16 @@ def _scan(unembed: Unembedding, x: Tensor, shift: Tensor, tracked: Tensor, flat_
             logits -= delta[:, None]
             out.rebase(out.shift + delta)
             thresholds = thresholds - delta[:, None]
-        w, dv = weights[:, :width], diff[:, :width]
+        w, gt = weights[:, :width], above[:, :width]
         torch.exp(logits, out=w)
         out.s += w.sum(-1)
         out.t += torch.linalg.vecdot(w, logits)
         if p_final is not None:
             tile = logits.view(-1, p_final.shape[0], width) * p_final[None, :, c0:c1]
             out.u += tile.sum(-1).reshape(n)
-        for j in range(tracked.shape[1]):  # sign(l - threshold) clamped to {0, 1}, summed: exact counts
-            torch.sub(logits, thresholds[:, j : j + 1], out=dv)
-            out.above[:, j] += dv.sign_().clamp_min_(0).sum(-1)
+        for j in range(tracked.shape[1]):  # l > threshold, counted: exact ranks (one compare, one count)
+            torch.gt(logits, thresholds[:, j : j + 1], out=gt)
+            out.above[:, j] += gt.sum(-1)
         inside = (flat_track >= c0) & (flat_track < c1)
         if bool(inside.any()):  # a tracked token counted itself if its tile logit rounds above the gathered one
             own = logits.gather(-1, (flat_track - c0).clamp(0, width - 1))
@@ -254,8 +254,9 @@ def _block(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"], final
     args = (unembed, x, shift, tracked, flat_track, p_final, top_k)
     if len(ranges) == 1:
         scans = [_scan(*args, *ranges[0], chunk)]
-    else:
-        scans = list(pool.map(lambda r: _scan(*args, *r, chunk, True), ranges))
+    else:  # only the scans are single-threaded: the work around them (softmaxes, p_final @ W_U, top-k) uses every thread
+        with _single_threaded(True):
+            scans = list(pool.map(lambda r: _scan(*args, *r, chunk, True), ranges))
     shift = torch.stack([sc.shift for sc in scans]).amax(0)
     for sc in scans:
         sc.rebase(shift)
