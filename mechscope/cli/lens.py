@@ -18,9 +18,9 @@ EXAMPLES = """\
   mechscope lens "The reliability of Wikipedia is very"
   mechscope lens "The capital of France is" --target " Paris" --json
   mechscope lens "The reliability of Wikipedia is very" --sublayers --png lens.png --html lens.html --vectors resid.png
-  mechscope lens train-tuned --model gemma-3-270m --tokens 204800        # ~1 h on 2 CPU cores; rerun to resume
+  mechscope lens train-tuned --model gemma-3-270m --tokens 204800        # ~30 min on 2 CPU cores; rerun to resume
   mechscope lens train-tuned --corpus 'notes/*.txt' --corpus builtin --tokens 100000
-  mechscope lens eval-tuned --json                                       # ~5 min
+  mechscope lens eval-tuned --json                                       # ~4 min
   mechscope lens eval-tuned --tokens 8192 --png tuned_kl.png             # per-row KL, logit vs tuned
   mechscope lens "The reliability of Wikipedia is very" --lens tuned
 

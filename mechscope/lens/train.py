@@ -12,8 +12,8 @@ there. Translators start at zero (the logit lens). Adam, linear warm-up, linear 
 Cost: the unembedding (d_model × d_vocab, 168 M multiply-adds for Gemma 3) dominates, forward and
 backward, per translator per sampled position. ``precision="bfloat16"`` runs those two matmuls in
 bfloat16 (≈5× faster on CPUs with AVX-512 BF16; targets, softmax and the loss stay float32).
-Sampling 1/8 of the positions keeps a 200k-token run near an hour on 2 CPU cores; every token still
-goes through the model and shapes the residuals the sampled positions see.
+Sampling 1/8 of the positions keeps a 200k-token run near half an hour on 2 CPU cores (28 min measured);
+every token still goes through the model and shapes the residuals the sampled positions see.
 
 With ``checkpoint=DIR`` the translators, Adam's state, the step and the sampling generator are written
 atomically every ``checkpoint_every`` steps and at the end (:mod:`mechscope.lens.checkpoint`); calling
