@@ -180,12 +180,10 @@ class SeedPool:
     def __init__(self, workers: int):
         from concurrent.futures import ThreadPoolExecutor
 
-        self.workers = workers
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mechscope-seed") if workers > 1 else None
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mechscope-seed")
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+        self._pool.shutdown()
 
     def loss_and_grads(
         self, params: Params, chunks: SeedChunks, labels: Tensor, grad: bool
@@ -200,11 +198,7 @@ class SeedPool:
             grads = torch.autograd.grad(loss.sum(), [leaves[n] for n in PARAM_NAMES]) if grad else None
             return loss.detach(), acc, grads
 
-        jobs = [(sl, b) for sl, b in chunks.chunks]
-        if self._pool is None:
-            parts = [one(sl, b) for sl, b in jobs]
-        else:
-            parts = list(self._pool.map(lambda job: one(*job), jobs))
+        parts = list(self._pool.map(lambda job: one(*job), chunks.chunks))
         loss = torch.cat([pt[0] for pt in parts])
         acc = torch.cat([pt[1] for pt in parts])
         if not grad:
