@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
             for c in range(0, w.shape[0], 4096):
                 F.linear(x, w[c : c + 4096])
 
-    from mechscope.lens.stream import Unembedding, dense_stats, stream_stats
+    from mechscope.lens.stream import Final, Unembedding, dense_stats, stream_stats
 
     unembed = Unembedding(model)
     track = torch.cat([ids[1:], ids.new_zeros(1)])[:, None]  # the next token of each position
@@ -77,8 +77,9 @@ def main(argv=None) -> dict:
         with torch.no_grad():
             normed = model.apply_final_norm(resid).float()
             final_logits = F.linear(normed[-1], w)  # the output row (Gemma 3 has no softcap)
-            stream_stats(unembed, normed[:-1], final_logits, 10, track)
-            dense_stats(final_logits, 10, track)
+            final = Final.of(final_logits)
+            stream_stats(unembed, normed[:-1], final, 10, track)
+            dense_stats(final, 10, track)
 
     print(f"timing {args.repeats} rounds of 5 contenders (~1 min per round on 2 busy cores)", file=sys.stderr)
     times = interleaved({"grid": lambda: logit_lens(model, ids, top_k=10), "floor": floor_stacked,

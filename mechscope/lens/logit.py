@@ -25,7 +25,7 @@ import torch
 from mechscope.errors import ConfigError
 from mechscope.lens import rows as rows_mod
 from mechscope.lens.result import LensResult
-from mechscope.lens.stream import Unembedding, dense_stats, stream_stats
+from mechscope.lens.stream import Final, Unembedding, dense_stats, stream_stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from mechscope.lens.tuned import TunedLens
@@ -94,9 +94,9 @@ def logit_lens(model: HookedModel, prompt_or_tokens, top_k: int = 10, sublayers:
         inner = lens.translate(inner, rows[:-1])
     normed = model.apply_final_norm(inner)  # [row-1, pos, d_model]
     unembed = Unembedding(model)
-    final_logits = final_logits.float()
-    stats = stream_stats(unembed, normed.float(), final_logits, top_k, track, chunk)
-    last = dense_stats(final_logits, top_k, track)
+    final = Final.of(final_logits.float())
+    stats = stream_stats(unembed, normed.float(), final, top_k, track, chunk)
+    last = dense_stats(final, top_k, track)
     stats = type(stats).cat([stats, last])
     next_prob = stats.track_probs[..., 0].clone()
     next_rank = stats.track_ranks[..., 0].clone()

@@ -9,12 +9,15 @@ few passes over the tile update running sums:
 
 - ``s = Σ exp(l - shift)``                 → ``logsumexp = shift + log s``
 - ``t = Σ exp(l - shift)·(l - shift)``     → ``entropy = log s - t / s``
+- ``u = Σ p_final·l``                      → ``KL(final ‖ lens) = logsumexp - u - H(final)``
 - ``#{v : l_v > l_tracked}``               → ranks of tracked tokens
 - the max of every group of 16 columns     → exact top-k afterwards: the k groups with the largest
   maxima hold every top-k logit, so only those 16·k logits per row are recomputed.
 
-KL(final ‖ lens) = lse - E_final[l] - H(final), where E_final[l] = h·(p_final @ W_U) is one small
-matmul per position (with a softcap it is summed over the tiles instead).
+Tiles are kept in bits, ``(l - shift)·log2 e``, so the exponentials are ``exp2``: on CPU torch's
+``exp`` is ~4× slower than ``exp2`` and 10–30× slower still on inputs that underflow, which the early
+rows are full of (a token reading itself through tied embeddings sits hundreds of nats above the rest).
+Workers also flush denormals to zero. Everything is converted back to nats at the end.
 
 On the CPU the vocabulary is split between worker threads, each running single-threaded torch ops on
 its own tiles: many small ops under one shared thread pool wait on each other (badly so on a busy
@@ -25,6 +28,7 @@ pass and are used as they are (:func:`dense_stats`).
 from __future__ import annotations
 
 import contextlib
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -44,7 +48,9 @@ MAX_BLOCK = 2048
 GROUP = 16
 """Columns per group for the top-k search (group maxima first, then the k best groups)."""
 RAISE_AT = 60.0
-"""A tile whose ``l - shift`` exceeds this raises the row's shift (exp overflows in float32 at 88)."""
+"""A tile whose ``l - shift`` (nats) exceeds this raises the row's shift (exp overflows in float32 at 88)."""
+LOG2E = 1.0 / math.log(2.0)
+"""Bits per nat: tiles hold ``(l - shift)·LOG2E``."""
 
 
 @dataclass(frozen=True)
@@ -82,65 +88,112 @@ class Unembedding:
             logits.div_(self.cap).tanh_().mul_(self.cap)
         return logits
 
-    def logits(self, x: Float[Tensor, "n d_model"], start: int = 0, stop: int | None = None,
-               shift: Float[Tensor, "n"] | None = None) -> Float[Tensor, "n chunk"]:  # fmt: skip
-        """Logits of vocabulary ids ``start:stop`` (softcapped like the model's output), minus ``shift`` per row.
-        Without a softcap the shift rides in the matmul (``addmm``)."""
-        stop = self.d_vocab if stop is None else stop
-        w = self.weight[start:stop]
-        if self.cap is None and shift is not None:
-            out = torch.addmm(shift[:, None].neg(), x, w.T)
-            if self.bias is not None:
-                out += self.bias[start:stop]
-            return out
-        out = self._cap(F.linear(x, w, self.bias[start:stop] if self.bias is not None else None))
-        return out.sub_(shift[:, None]) if shift is not None else out
+    def prescale(self, x: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_model"]:
+        """The input :meth:`bits` takes: without a softcap ``x·log2 e`` (the scale rides in the matmul)."""
+        return x if self.cap is not None else x * LOG2E
 
-    def gather(self, x: Float[Tensor, "n d_model"], ids: Int[Tensor, "n cand"]) -> Float[Tensor, "n cand"]:
-        """Logits of a few ids per row, without the rest of the vocabulary."""
-        out = torch.einsum("nd,ncd->nc", x, self.weight[ids])
+    def bits(self, xs: Float[Tensor, "n d_model"], start: int, stop: int,
+             shift: Float[Tensor, "n"]) -> Float[Tensor, "n chunk"]:  # fmt: skip
+        """``(l - shift)·log2 e`` for vocabulary ids ``start:stop`` (softcapped like the model's output),
+        with ``shift`` in bits and ``xs`` from :meth:`prescale`. Without a softcap it is one ``addmm``."""
+        w = self.weight[start:stop]
+        bias = self.bias[start:stop] if self.bias is not None else None
+        if self.cap is None:
+            out = torch.addmm(shift[:, None].neg(), xs, w.T)
+            return out.add_(bias, alpha=LOG2E) if bias is not None else out
+        return self._cap(F.linear(xs, w, bias)).mul_(LOG2E).sub_(shift[:, None])
+
+    def gather(self, x: Float[Tensor, "n d_model"], ids: Int[Tensor, "n cand"],
+               block: int = 16) -> Float[Tensor, "n cand"]:  # fmt: skip
+        """Logits of a few ids per row, without the rest of the vocabulary: ``block`` rows at a time, their
+        weight rows gathered into one reused buffer (a fresh one per block costs page faults)."""
+        n, n_ids = ids.shape
+        out = torch.empty((n, n_ids), device=x.device)
+        buf = torch.empty((min(n, block) * n_ids, self.weight.shape[1]), device=x.device)
+        for r0 in range(0, n, block):
+            rs = slice(r0, r0 + block)
+            flat = ids[rs].reshape(-1)
+            rows = torch.index_select(self.weight, 0, flat, out=buf[: flat.numel()]).view(-1, n_ids, buf.shape[1])
+            torch.bmm(rows, x[rs, :, None], out=out[rs, :, None])
         if self.bias is not None:
-            out = out + self.bias[ids]
+            out += self.bias[ids]
         return self._cap(out)
 
 
+@dataclass(frozen=True)
+class Final:
+    """The model's output distribution at every position, computed once: the output row's statistics
+    and every other row's KL read it. Log-probabilities are torch's ``log_softmax`` of the logits, the
+    very numbers a user of the model gets."""
+
+    logits: Float[Tensor, "pos d_vocab"]
+    probs: Float[Tensor, "pos d_vocab"]
+    lse: Float[Tensor, "pos"]
+    entropy: Float[Tensor, "pos"]
+    """In nats."""
+
+    @staticmethod
+    @torch.no_grad()
+    def of(logits: Float[Tensor, "pos d_vocab"]) -> Final:
+        logp = logits.log_softmax(-1)
+        probs = logits.softmax(-1)
+        top, top_id = logits.max(-1)
+        lse = top - logp.gather(-1, top_id[:, None])[:, 0]
+        entropy = -sum(torch.linalg.vecdot(probs[:, c : c + 8192], logp[:, c : c + 8192])
+                       for c in range(0, logits.shape[1], 8192))  # in column chunks: no vocabulary-wide temporary
+        return Final(logits, probs, lse, entropy.clamp_min(0.0))
+
+    def positions(self, ps: slice) -> Final:
+        return Final(self.logits[ps], self.probs[ps], self.lse[ps], self.entropy[ps])
+
+
 @torch.no_grad()
-def dense_stats(logits: Float[Tensor, "pos d_vocab"], top_k: int, track_ids: Int[Tensor, "pos track"]) -> Stats:
+def dense_stats(final: Final, top_k: int, track_ids: Int[Tensor, "pos track"]) -> Stats:
     """Statistics of one full row of logits (the model output); KL to itself is 0."""
-    logp = logits.float().log_softmax(-1)
-    top_lp, top_ids = logp.topk(top_k, -1)
-    entropy = -(logp.exp() * logp).sum(-1)
+    logits, lse = final.logits, final.lse[:, None]
+    top_l, top_ids = logits.topk(top_k, -1)
     tracked = logits.gather(-1, track_ids)  # [pos, track]
-    ranks = 1 + torch.stack([(logits > tracked[:, j : j + 1]).sum(-1) for j in range(track_ids.shape[1])], -1)
-    return Stats(top_ids[None], top_lp.exp()[None], entropy[None], torch.zeros_like(entropy)[None],
-                 logp.gather(-1, track_ids).exp()[None], ranks[None])  # fmt: skip
+    return Stats(top_ids[None], torch.exp(top_l - lse)[None], final.entropy[None],
+                 torch.zeros_like(final.entropy)[None], torch.exp(tracked - lse)[None],
+                 (1 + _count_above(logits, tracked))[None])  # fmt: skip
+
+
+def _count_above(logits: Float[Tensor, "pos d_vocab"], thresholds: Float[Tensor, "pos track"],
+                 chunk: int = 8192) -> Int[Tensor, "pos track"]:  # fmt: skip
+    """``#{v : logits[:, v] > thresholds[:, j]}`` per position and j, over column chunks (a count over whole
+    vocabulary-long rows is several times slower in torch)."""
+    out = torch.zeros(thresholds.shape, dtype=torch.long, device=logits.device)
+    buf = torch.empty((logits.shape[0], chunk), dtype=torch.bool, device=logits.device)
+    for c0 in range(0, logits.shape[1], chunk):
+        part = logits[:, c0 : c0 + chunk]
+        gt = buf[:, : part.shape[1]]
+        for j in range(thresholds.shape[1]):
+            out[:, j] += torch.gt(part, thresholds[:, j : j + 1], out=gt).count_nonzero(-1)
+    return out
 
 
 @torch.no_grad()
-def stream_stats(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"], final_logits: Float[Tensor, "pos d_vocab"],
-                 top_k: int, track_ids: Int[Tensor, "pos track"], chunk: int | None = None,
-                 workers: int | None = None) -> Stats:  # fmt: skip
-    """Statistics for every (row, position) of ``normed`` (already through the final norm).
+def stream_stats(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"], final: Final, top_k: int,
+                 track_ids: Int[Tensor, "pos track"], chunk: int | None = None, workers: int | None = None) -> Stats:  # fmt: skip
+    """Statistics for every (row, position) of ``normed`` (already through the final norm); ``final`` is
+    the model's output distribution (:meth:`Final.of`), which KL is measured from.
 
     chunk: vocabulary chunk; None sizes a tile to :data:`TILE_BYTES`; ``d_vocab`` disables chunking.
     workers: CPU threads splitting the vocabulary (default: torch's thread count; 1 on accelerators).
     """
     n_rows, n_pos, _ = normed.shape
-    final_logp = final_logits.log_softmax(-1)
-    final_entropy = -(final_logp.exp() * final_logp).sum(-1)  # [pos]
-    del final_logp
-    if workers is None:
-        workers = torch.get_num_threads() if normed.device.type == "cpu" else 1
+    cpu = normed.device.type == "cpu"
+    workers = (torch.get_num_threads() if workers is None else workers) if cpu else 1
     pos_block = min(n_pos, MAX_BLOCK)
     row_block = max(1, MAX_BLOCK // pos_block)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    with ThreadPoolExecutor(max(1, workers)) if cpu else contextlib.nullcontext() as pool:
         parts = []
         for r0 in range(0, n_rows, row_block):
             cols = []
             for p0 in range(0, n_pos, pos_block):
                 rs, ps = slice(r0, r0 + row_block), slice(p0, p0 + pos_block)
-                cols.append(_block(unembed, normed[rs, ps], final_logits[ps], final_entropy[ps], top_k, track_ids[ps],
-                                   chunk, pool, max(1, workers)))  # fmt: skip
+                cols.append(_block(unembed, normed[rs, ps], final.positions(ps), top_k, track_ids[ps], chunk, pool,
+                                   max(1, workers)))  # fmt: skip
             parts.append(Stats.cat(cols, dim=1))
     return Stats.cat(parts)
 
@@ -158,13 +211,13 @@ def _single_threaded(enabled: bool):
 
 @dataclass
 class _Scan:
-    """What one worker accumulated over its vocabulary range (in units of its own ``shift``)."""
+    """What one worker accumulated over its vocabulary range, in bits relative to its own ``shift`` (bits)."""
 
     shift: Tensor  # [n]
-    s: Tensor  # [n] Σ exp(l - shift)
-    t: Tensor  # [n] Σ exp(l - shift)·(l - shift)
+    s: Tensor  # [n] Σ 2^b, b = (l - shift)·log2 e
+    t: Tensor  # [n] Σ 2^b·b
     above: Tensor  # [n, track] how many logits beat each tracked one (the token itself excluded)
-    u: Tensor  # [n] softcap only: Σ p_final·(l - shift)
+    u: Tensor  # [n] Σ p_final·l·log2 e (absolute, not relative to shift)
     group_max: list[Tensor]  # [n, groups] per chunk
     group_ids: list[tuple[int, int]]  # (chunk start, stride) per chunk: group j holds start + j + i·stride
     tail_ids: list[Tensor]  # [n, k] top ids of ragged chunks
@@ -172,22 +225,34 @@ class _Scan:
     def rebase(self, shift: Tensor) -> None:
         """Express the sums relative to a larger ``shift``."""
         delta = shift - self.shift
-        decay = torch.exp(-delta)
+        decay = torch.exp2(-delta)
         self.t, self.s = decay * (self.t - delta * self.s), decay * self.s
-        self.u = self.u - delta
         self.group_max = [g - delta[:, None] for g in self.group_max]
         self.shift = shift
 
 
 @torch.no_grad()  # grad mode is per thread: workers need their own
-def _scan(unembed: Unembedding, x: Tensor, shift: Tensor, tracked: Tensor, flat_track: Tensor, p_final: Tensor | None,
-          top_k: int, start: int, stop: int, chunk: int, single_threaded: bool = False) -> _Scan:  # fmt: skip
-    """Stream vocabulary ids ``start:stop`` in chunks. ``p_final`` ([pos, vocab], softcap only): x's rows are
-    (row, position) pairs in row-major order."""
-    n, dev = x.shape[0], x.device
-    if single_threaded:  # OpenMP thread counts are per thread: a worker sets its own
-        torch.set_num_threads(1)
+def _scan(unembed: Unembedding, xs: Tensor, shift: Tensor, tracked: Tensor, flat_track: Tensor, p_final: Tensor,
+          top_k: int, start: int, stop: int, chunk: int, worker: int = 0) -> _Scan:  # fmt: skip
+    """Stream vocabulary ids ``start:stop`` in chunks. ``xs``: the rows prescaled for :meth:`Unembedding.bits`,
+    (row, position) pairs in row-major order; ``shift`` and ``tracked`` in bits. ``worker``: run on a pool
+    thread of ours with that many torch threads, flushing denormals (both are per-thread settings)."""
+    if worker:
+        torch.set_num_threads(worker)
+        torch.set_flush_denormal(True)
+    try:
+        return _scan_range(unembed, xs, shift, tracked, flat_track, p_final, top_k, start, stop, chunk)
+    finally:
+        if worker:
+            torch.set_flush_denormal(False)
+
+
+def _scan_range(unembed: Unembedding, xs: Tensor, shift: Tensor, tracked: Tensor, flat_track: Tensor,
+                p_final: Tensor, top_k: int, start: int, stop: int, chunk: int) -> _Scan:  # fmt: skip
+    n, dev = xs.shape[0], xs.device
+    n_pos = p_final.shape[0]
     capped = unembed.cap is not None
+    raise_at = RAISE_AT * LOG2E
     out = _Scan(shift.clone(), torch.zeros(n, device=dev), torch.zeros(n, device=dev),
                 torch.zeros(tracked.shape, device=dev), torch.zeros(n, device=dev), [], [], [])  # fmt: skip
     thresholds = tracked - shift[:, None]
@@ -196,40 +261,40 @@ def _scan(unembed: Unembedding, x: Tensor, shift: Tensor, tracked: Tensor, flat_
     for c0 in range(start, stop, chunk):
         c1 = min(c0 + chunk, stop)
         width = c1 - c0
-        logits = unembed.logits(x, c0, c1, out.shift)  # [n, width]: l - shift
+        tile = unembed.bits(xs, c0, c1, out.shift)  # [n, width]: (l - shift)·log2 e
         if width % GROUP == 0:  # strided groups {c0 + j + i·stride}: one vectorised max over GROUP slices
-            gmax = logits.view(n, GROUP, width // GROUP).amax(1)
+            gmax = tile.view(n, GROUP, width // GROUP).amax(1)
             out.group_max.append(gmax)
             out.group_ids.append((c0, width // GROUP))
             top = gmax.amax(-1)
         else:  # a ragged chunk: its own top-k ids become candidates
-            out.tail_ids.append(logits.topk(min(top_k, width), -1).indices + c0)
-            top = logits.amax(-1)
-        if not capped and bool((top > RAISE_AT).any()):
-            delta = torch.where(top > RAISE_AT, top, torch.zeros_like(top))
-            logits -= delta[:, None]
+            out.tail_ids.append(tile.topk(min(top_k, width), -1).indices + c0)
+            top = tile.amax(-1)
+        if not capped and bool((top > raise_at).any()):
+            delta = torch.where(top > raise_at, top, torch.zeros_like(top))
+            tile -= delta[:, None]
             out.rebase(out.shift + delta)
             thresholds = thresholds - delta[:, None]
         w, gt = weights[:, :width], above[:, :width]
-        torch.exp(logits, out=w)
+        torch.exp2(tile, out=w)
         out.s += w.sum(-1)
-        out.t += torch.linalg.vecdot(w, logits)
-        if p_final is not None:
-            tile = logits.view(-1, p_final.shape[0], width) * p_final[None, :, c0:c1]
-            out.u += tile.sum(-1).reshape(n)
+        out.t += torch.linalg.vecdot(w, tile)
+        p = p_final[:, c0:c1]  # E_final[l] in bits: Σ p·b + shift·Σ p
+        e = torch.linalg.vecdot(tile.view(-1, n_pos, width), p[None]) + out.shift.view(-1, n_pos) * p.sum(-1)
+        out.u += e.reshape(n)
         for j in range(tracked.shape[1]):  # l > threshold, counted: exact ranks (one compare, one count)
-            torch.gt(logits, thresholds[:, j : j + 1], out=gt)
-            out.above[:, j] += gt.sum(-1)
+            torch.gt(tile, thresholds[:, j : j + 1], out=gt)
+            out.above[:, j] += gt.count_nonzero(-1)
         inside = (flat_track >= c0) & (flat_track < c1)
         if bool(inside.any()):  # a tracked token counted itself if its tile logit rounds above the gathered one
-            own = logits.gather(-1, (flat_track - c0).clamp(0, width - 1))
+            own = tile.gather(-1, (flat_track - c0).clamp(0, width - 1))
             out.above -= (inside & (own > thresholds)).float()
     return out
 
 
-def _block(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"], final_logits: Float[Tensor, "pos d_vocab"],
-           final_entropy: Float[Tensor, "pos"], top_k: int, track_ids: Int[Tensor, "pos track"], chunk: int | None,
-           pool: ThreadPoolExecutor, workers: int) -> Stats:  # fmt: skip
+def _block(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"], final: Final, top_k: int,
+           track_ids: Int[Tensor, "pos track"], chunk: int | None, pool: ThreadPoolExecutor | None,
+           workers: int) -> Stats:  # fmt: skip
     n_rows, n_pos, d_model = normed.shape
     n, vocab, dev = n_rows * n_pos, unembed.d_vocab, normed.device
     if chunk is None:
@@ -239,41 +304,35 @@ def _block(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"], final
     n_track = track_ids.shape[1]
     # reference logits: the tracked ids (next token, targets), the final top-1 and the current token
     current = torch.cat([track_ids[:1, 0], track_ids[:-1, 0]])  # tied embeddings favour it in early rows
-    ref_ids = torch.cat([track_ids, final_logits.argmax(-1, keepdim=True), current[:, None]], -1)
+    ref_ids = torch.cat([track_ids, final.logits.argmax(-1, keepdim=True), current[:, None]], -1)
     gathered = unembed.gather(x, ref_ids.repeat(n_rows, 1))  # [n, track + 2]
     tracked = gathered[:, :n_track]
     # Every logit is computed as l - shift. With a softcap, shift = cap bounds it (exp ≤ 1). Otherwise shift
     # starts at a logit the row really has (so s ≥ 1) and a tile that would overflow exp raises it.
-    capped = unembed.cap is not None
-    shift = torch.full((n,), unembed.cap, device=dev) if capped else gathered.amax(-1)
-    p_final = final_logits.softmax(-1) if capped else None  # [pos, vocab], softcap only
+    shift = torch.full((n,), unembed.cap, device=dev) if unembed.cap is not None else gathered.amax(-1)
     flat_track = track_ids.repeat(n_rows, 1)
     n_chunks = -(-vocab // chunk)
     bounds = [min(vocab, chunk * (n_chunks * i // workers)) for i in range(workers + 1)]
     ranges = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-    args = (unembed, x, shift, tracked, flat_track, p_final, top_k)
-    if len(ranges) == 1:
+    args = (unembed, unembed.prescale(x), shift * LOG2E, tracked * LOG2E, flat_track, final.probs, top_k)
+    if pool is None:  # accelerators: one range, torch's own parallelism
         scans = [_scan(*args, *ranges[0], chunk)]
-    else:  # only the scans are single-threaded: the work around them (softmaxes, p_final @ W_U, top-k) uses every thread
-        with _single_threaded(True):
-            scans = list(pool.map(lambda r: _scan(*args, *r, chunk, True), ranges))
+    else:  # CPU: each range on a pool thread of ours; the work around them (top-k) uses every thread
+        per_worker = 1 if len(ranges) > 1 else torch.get_num_threads()
+        with _single_threaded(len(ranges) > 1):
+            scans = list(pool.map(lambda r: _scan(*args, *r, chunk, per_worker), ranges))
     shift = torch.stack([sc.shift for sc in scans]).amax(0)
     for sc in scans:
         sc.rebase(shift)
     s, t = sum(sc.s for sc in scans), sum(sc.t for sc in scans)
     above = sum(sc.above for sc in scans)
+    shift = shift / LOG2E  # back to nats
     top_v, top_i = _top_k(unembed, x, shift, top_k, scans)
     log_s = torch.log(s)
-    entropy = log_s - t / s  # H = lse - E[l], lse = shift + log s, E[l] = shift + t/s
+    entropy = log_s - t / (s * LOG2E)  # H = lse - E[l], lse = shift + log s, E[l] = shift + t/s
     lse = shift + log_s
-    if capped:
-        mean_final = sum(sc.u for sc in scans) + shift  # E_final[l]; Σ p_final = 1
-    else:  # E_final[l] = x · (p_final @ W_U) (+ p_final · b): one [pos × vocab × d_model] matmul
-        p = final_logits.softmax(-1)
-        mean_final = (normed * (p @ unembed.weight)[None]).sum(-1).reshape(n)
-        if unembed.bias is not None:
-            mean_final = mean_final + (p @ unembed.bias).repeat(n_rows)
-    kl = lse - mean_final - final_entropy.repeat(n_rows)  # KL(f ‖ q) = lse - E_f[l] - H(f)
+    mean_final = sum(sc.u for sc in scans) / LOG2E  # E_final[l]
+    kl = lse - mean_final - final.entropy.repeat(n_rows)  # KL(f ‖ q) = lse - E_f[l] - H(f)
     return Stats(
         top_i.view(n_rows, n_pos, top_k),
         # top logits are recomputed by another kernel than the tiles' sums: with logits near 10^3 (a token
@@ -302,9 +361,6 @@ def _top_k(unembed: Unembedding, x: Float[Tensor, "n d_model"], shift: Float[Ten
         offsets = torch.arange(GROUP, device=dev)
         cands.append((base[best][..., None] + step[best][..., None] * offsets).reshape(n, -1))
     cand = torch.cat(cands, -1)  # [n, candidates]
-    values = torch.empty(cand.shape, device=dev)
-    for r0 in range(0, n, 64):  # recompute only the candidates' logits, 64 rows at a time
-        rs = slice(r0, r0 + 64)
-        values[rs] = unembed.gather(x[rs], cand[rs]) - shift[rs, None]
+    values = unembed.gather(x, cand).sub_(shift[:, None])  # recompute only the candidates' logits
     top_v, sel = values.topk(k, -1)
     return top_v, cand.gather(-1, sel)

@@ -75,7 +75,7 @@ def test_chunked_equals_unchunked_reference(arch, chunk):
 def test_workers_and_chunks_agree_exactly_on_ids():
     model = tiny_model("qwen2")
     normed = model.apply_final_norm(torch.randn(4, 6, 64) * 3)
-    final = torch.randn(6, VOCAB)
+    final = stream.Final.of(torch.randn(6, VOCAB))
     track = torch.randint(0, VOCAB, (6, 2))
     un = stream.Unembedding(model)
     a = stream.stream_stats(un, normed, final, 5, track, chunk=64, workers=1)
@@ -185,6 +185,7 @@ def test_worker_threads_leave_torch_thread_count_alone():
     before = t.get_num_threads()
     model = tiny_model("llama")
     normed = model.apply_final_norm(t.randn(2, 3, 64)).detach()
-    stream.stream_stats(stream.Unembedding(model), normed, t.randn(3, VOCAB), 3, t.zeros(3, 1, dtype=t.long),
+    stream.stream_stats(stream.Unembedding(model), normed, stream.Final.of(t.randn(3, VOCAB)), 3,
+                        t.zeros(3, 1, dtype=t.long),
                         chunk=64, workers=2)  # fmt: skip
     assert t.get_num_threads() == before
