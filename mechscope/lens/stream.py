@@ -307,8 +307,8 @@ def _block(unembed: Unembedding, normed: Float[Tensor, "row pos d_model"], final
     ref_ids = torch.cat([track_ids, final.logits.argmax(-1, keepdim=True), current[:, None]], -1)
     gathered = unembed.gather(x, ref_ids.repeat(n_rows, 1))  # [n, track + 2]
     tracked = gathered[:, :n_track]
-    # Every logit is computed as l - shift. With a softcap, shift = cap bounds it (exp ≤ 1). Otherwise shift
-    # starts at a logit the row really has (so s ≥ 1) and a tile that would overflow exp raises it.
+    # Every logit is computed as (l - shift)·log2 e. With a softcap, shift = cap bounds it (2^b ≤ 1). Otherwise
+    # shift starts at a logit the row really has (so s ≥ 1) and a tile that would overflow exp2 raises it.
     shift = torch.full((n,), unembed.cap, device=dev) if unembed.cap is not None else gathered.amax(-1)
     flat_track = track_ids.repeat(n_rows, 1)
     n_chunks = -(-vocab // chunk)
