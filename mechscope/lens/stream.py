@@ -108,8 +108,8 @@ class Unembedding:
         """Logits of a few ids per row, without the rest of the vocabulary: ``block`` rows at a time, their
         weight rows gathered into one reused buffer (a fresh one per block costs page faults)."""
         n, n_ids = ids.shape
-        out = torch.empty((n, n_ids), device=x.device)
-        buf = torch.empty((min(n, block) * n_ids, self.weight.shape[1]), device=x.device)
+        out = torch.empty((n, n_ids), dtype=x.dtype, device=x.device)
+        buf = torch.empty((min(n, block) * n_ids, self.weight.shape[1]), dtype=self.weight.dtype, device=x.device)
         for r0 in range(0, n, block):
             rs = slice(r0, r0 + block)
             flat = ids[rs].reshape(-1)
