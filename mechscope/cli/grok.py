@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 from mechscope.cli.common import add_json_arg, add_parser, emit_json
@@ -88,41 +89,20 @@ def register(subparsers) -> None:
     figures.set_defaults(func=_figures)
 
 
-def _device(name: str) -> str:
-    import torch
-
+def _check_threads(threads: int | None) -> None:
     from mechscope.errors import ConfigError
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name} requested but CUDA is not available; use --device cpu")
-    return name
-
-
-def _set_threads(threads: int | None) -> None:
-    import torch
-
-    from mechscope.errors import ConfigError
-
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
 
 
 def _train(args: argparse.Namespace) -> int:
     from mechscope.labs.grokking.config import ModelConfig, TrainConfig
     from mechscope.labs.grokking.rundir import CONFIG_FILE, load_config
     from mechscope.labs.grokking.train import train
+    from mechscope.runtime import cpu_threads, resolve_device
 
-    import os
-
-    _set_threads(1 if args.threads is None else args.threads)
+    _check_threads(args.threads)
     seed_workers = args.threads if args.threads is not None else (os.cpu_count() or 1)
     overrides = {
         "seed": args.seed, "n_seeds": args.seeds, "epochs": args.epochs,
@@ -136,7 +116,9 @@ def _train(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(load_config(args.out), **overrides) if overrides else None
     else:
         cfg = TrainConfig.from_recipe(args.recipe or "paper", **overrides)
-    summary = train(cfg, args.out, device=_device(args.device), progress=not args.quiet, seed_workers=seed_workers)
+    device = resolve_device(args.device)
+    with cpu_threads(1 if args.threads is None else args.threads):
+        summary = train(cfg, args.out, device=device, progress=not args.quiet, seed_workers=seed_workers)
     if args.json:
         emit_json(summary.to_dict())
     else:
@@ -158,9 +140,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from mechscope.labs.grokking.analyze import analyze
+    from mechscope.runtime import cpu_threads
 
-    _set_threads(args.threads)
-    result = analyze(args.dir, seed=args.seed, progress=not args.quiet, reuse=not args.recompute)
+    _check_threads(args.threads)
+    with cpu_threads(args.threads):
+        result = analyze(args.dir, seed=args.seed, progress=not args.quiet, reuse=not args.recompute)
     s, d = result.summary, result.details
     if args.json:
         emit_json(s)
@@ -196,9 +180,12 @@ def _analyze(args: argparse.Namespace) -> int:
 
 def _figures(args: argparse.Namespace) -> int:
     from mechscope.labs.grokking.figures import write_figures
+    from mechscope.runtime import cpu_threads
 
-    _set_threads(args.threads)
-    paths = write_figures(args.dir, seed=args.seed, out_dir=args.out, animation=not args.no_animation, progress=not args.quiet)
+    _check_threads(args.threads)
+    with cpu_threads(args.threads):
+        paths = write_figures(args.dir, seed=args.seed, out_dir=args.out, animation=not args.no_animation,
+                              progress=not args.quiet)  # fmt: skip
     if args.json:
         emit_json({"figures": [str(p) for p in paths]})
     else:

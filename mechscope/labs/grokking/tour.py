@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 
 RUN_NAME = "grok-fast"
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run torch on one CPU thread (restored afterwards). With other processes on a 2-core machine,
-    two OpenMP threads stalled on each other: a training step took 5x longer than on one thread."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def tour(out_dir: pathlib.Path) -> list[str]:
@@ -31,11 +16,14 @@ def tour(out_dir: pathlib.Path) -> list[str]:
     from mechscope.labs.grokking.figures_neurons import Snapshot, plot_neuron_crest, plot_probe_circle
     from mechscope.labs.grokking.rundir import CONFIG_FILE
     from mechscope.labs.grokking.train import train
+    from mechscope.runtime import cpu_threads
 
     out_dir = pathlib.Path(out_dir)
     run_dir = out_dir / RUN_NAME
     cfg = None if (run_dir / CONFIG_FILE).exists() else TrainConfig.fast()
-    with one_thread():
+    # one thread: with other processes on a 2-core machine, two OpenMP threads stalled on each other
+    # (a training step took 5x longer than on one thread)
+    with cpu_threads(1):
         summary = train(cfg, run_dir, progress=True)
         result = analyze(run_dir, progress=True)
         circle = plot_probe_circle(result, out_dir / "grok_probe_circle.png")
