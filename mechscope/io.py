@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -106,9 +107,25 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     return path
 
 
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None, so it dumps as strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, *, indent: int | None = 1) -> str:
+    """Strict JSON text (non-finite floats become ``null``, see :func:`finite_json`)."""
+    return json.dumps(finite_json(obj), indent=indent, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 1) -> Path:
-    """Write ``obj`` as strict JSON (no NaN/inf: they raise ValueError) atomically."""
-    return atomic_write(path, json.dumps(obj, indent=indent, allow_nan=False) + "\n")
+    """Write ``obj`` as strict JSON atomically (non-finite floats become ``null``)."""
+    return atomic_write(path, dumps(obj, indent=indent) + "\n")
 
 
 def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, Tensor], metadata: dict[str, str] | None = None) -> Path:
@@ -250,7 +267,7 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
                    meta_file: str = META_FILE, force: bool = False) -> Path:  # fmt: skip
     """Write an artifact directory atomically; returns it.
 
-    ``tensors`` go to ``tensors_file`` (safetensors), ``meta`` to ``meta_file`` (strict JSON), each
+    ``tensors`` go to ``tensors_file`` (safetensors), ``meta`` to ``meta_file`` (strict JSON: non-finite floats become ``null``), each
     ``files`` entry to its name. The marker lists every file with its size and SHA-256, the ``kind``,
     ``version`` and model ``fingerprint``. The directory is built under a temporary sibling and renamed
     into place; a previous artifact of the same kind there is replaced only after the new one is
@@ -265,7 +282,7 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
         flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         content[tensors_file] = lambda p: save_file(flat, str(p))
     if meta is not None:
-        content[meta_file] = json.dumps(meta, indent=1, allow_nan=False) + "\n"
+        content[meta_file] = dumps(meta) + "\n"
     for name in content:
         if name == MARKER_FILE or "/" in name or "\\" in name or name in ("", ".", "..") or _is_temporary(name):
             raise ValueError(f"invalid artifact file name {name!r}")

@@ -9,17 +9,18 @@ A checkpoint is a directory next to the lens's output (``<out>.checkpoint``) hol
   config, a SHA-256 of the training contexts, the step reached, the KL history, seconds spent so far,
   and the name of its tensors file.
 
-Writing: the tensors go to a temporary file that ``os.replace`` renames to ``state-<step>.safetensors``;
-then the JSON is written the same way. The JSON is the commit point: a kill at any moment leaves either
+Writing (through :mod:`mechscope.io`): the tensors go to a temporary file renamed to
+``state-<step>.safetensors``; then the JSON is written the same way. The JSON is the commit point: a kill at any moment leaves either
 the previous checkpoint or the new one, never a mix (older tensor files are deleted only afterwards).
-No pickle anywhere. The learning-rate schedule is a function of the step, so it needs no state.
+A checkpoint folder that holds anything else (a user's files) is refused, never written into or deleted
+(:func:`check_checkpoint_dir`, :func:`remove_checkpoint`). No pickle anywhere. The learning-rate schedule is a function of the step, so it needs no state.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from mechscope.errors import RunError
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "mechscope-tuned-lens-checkpoint/1"
 ADAM_KEYS = ("exp_avg", "exp_avg_sq", "step")
+_STATE_RE = re.compile(r"^state-\d+\.safetensors$")
 
 
 def checkpoint_dir(out: str | Path) -> Path:
@@ -89,29 +91,48 @@ def restore_state(tensors: dict[str, Tensor], lens, opt: torch.optim.Optimizer, 
     return tensors["per_translator"].clone()
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
+def _ours(name: str) -> bool:
+    """A file name a checkpoint writes: its JSON, its tensors, or a temporary of either."""
+    return name == CHECKPOINT_FILE or _STATE_RE.match(name) is not None or ".tmp-" in name
+
+
+def check_checkpoint_dir(directory: Path) -> Path:
+    """Refuse (one line), before training, a checkpoint path that holds anything a checkpoint did not write."""
+    from mechscope.io import OutputPathError
+
+    directory = Path(directory).expanduser()
+    if directory.exists() or directory.is_symlink():
+        if not directory.is_dir():
+            raise OutputPathError(f"the checkpoint path {directory} exists and is not a folder: move it or choose another --out")
+        foreign = sorted(p.name for p in directory.iterdir() if not _ours(p.name))
+        if foreign:
+            raise OutputPathError(f"the checkpoint folder {directory} holds files mechscope did not write ({', '.join(foreign[:3])}): "
+                                  "move them or choose another --out")  # fmt: skip
+    return directory
+
+
+def remove_checkpoint(directory: Path) -> None:
+    """Delete a checkpoint (``--fresh``): only the files a checkpoint writes, then the folder if it is empty."""
+    directory = check_checkpoint_dir(directory)
+    if not directory.is_dir():
+        return
+    for p in directory.iterdir():
+        p.unlink(missing_ok=True)
+    directory.rmdir()
 
 
 def save_checkpoint(directory: Path, identity: dict, step: int, tensors: dict[str, Tensor], history: list[float],
                     seconds: float, resumed: list[int]) -> Path:  # fmt: skip
     """Write one checkpoint atomically (see the module docstring); returns its JSON path."""
-    from safetensors.torch import save_file
+    from mechscope.io import write_json, write_safetensors
 
-    directory = Path(directory)
+    directory = check_checkpoint_dir(Path(directory))
     directory.mkdir(parents=True, exist_ok=True)
     name = f"state-{step:07d}.safetensors"
-    tmp = directory / f".{name}.tmp-{os.getpid()}"
-    save_file(tensors, str(tmp))
-    _fsync(tmp)
-    os.replace(tmp, directory / name)
+    write_safetensors(directory / name, tensors)
     meta = {"format": FORMAT, **identity, "step": step, "tensors": name, "history": history,
             "seconds": round(seconds, 3), "resumed": resumed, "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
-    tmp_json = directory / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-    tmp_json.write_text(json.dumps(meta))
-    _fsync(tmp_json)
-    os.replace(tmp_json, directory / CHECKPOINT_FILE)
+    write_json(directory / CHECKPOINT_FILE, meta, indent=None)
     for old in directory.glob("state-*.safetensors"):  # only once the JSON points at the new file
         if old.name != name:
             old.unlink(missing_ok=True)

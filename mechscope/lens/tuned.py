@@ -8,16 +8,15 @@ last row (the final block's output) has no translator: it is the model output.
 Files (names are constants): ``tuned_lens.safetensors`` holds ``weight`` [translator, d_model,
 d_model], ``bias`` [translator, d_model] and ``scale`` [translator] (each row's residual RMS, the unit
 of its bias); ``tuned_lens.json`` holds the hook of each translator, the
-model's name and fingerprint, the training config and its results. Loading for another model is
+model's name and fingerprint, the training config and its results; ``mechscope.json`` is the artifact
+marker (:mod:`mechscope.io`: kind, fingerprint, checksums). Loading for another model is
 refused with one line. The default place is ``$MECHSCOPE_HOME/lenses/<model>-<fingerprint>/tuned``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 WEIGHTS_FILE = "tuned_lens.safetensors"
 CONFIG_FILE = "tuned_lens.json"
 FORMAT = "mechscope-tuned-lens/1"
+KIND = "tuned lens"
+"""The artifact kind in mechscope's marker (:mod:`mechscope.io`)."""
 
 
 class LensMismatchError(RunError):
@@ -110,36 +111,40 @@ class TunedLens(nn.Module):
         return out.view(resid.shape)
 
     # --- files ----------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, extra: dict | None = None) -> Path:
-        """Write ``tuned_lens.safetensors`` + ``tuned_lens.json`` into ``directory`` (atomically)."""
-        from safetensors.torch import save_file
+    def save(self, directory: str | Path, extra: dict | None = None, *, force: bool = False) -> Path:
+        """Write ``tuned_lens.safetensors`` + ``tuned_lens.json`` (+ mechscope's marker) into ``directory``.
 
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        try:
-            tensors = {"weight": self.weight, "bias": self.bias, "scale": self.scale}
-            save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
-            meta = {
-                "format": FORMAT, "model": self.model_name, "fingerprint": self.fingerprint, "d_model": self.d_model,
-                "hooks": self.hooks, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.info, **(extra or {}),
-            }  # fmt: skip
-            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        Written atomically through :func:`mechscope.io.write_artifact`: a previous tuned lens there is
+        replaced, a folder mechscope did not create is refused (with ``force``, only the lens's files are
+        added to it). Check the path before training with :func:`check_lens_dir`.
+        """
+        from mechscope.io import write_artifact
+
+        tensors = {"weight": self.weight, "bias": self.bias, "scale": self.scale}
+        meta = {
+            "format": FORMAT, "model": self.model_name, "fingerprint": self.fingerprint, "d_model": self.d_model,
+            "hooks": self.hooks, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **self.info, **(extra or {}),
+        }  # fmt: skip
+        directory = write_artifact(directory, {k: v.detach().float() for k, v in tensors.items()}, meta, kind=KIND,
+                                   fingerprint=self.fingerprint or None, tensors_file=WEIGHTS_FILE,
+                                   meta_file=CONFIG_FILE, force=force)  # fmt: skip
         self.info = {k: v for k, v in meta.items() if k not in ("format", "model", "fingerprint", "d_model", "hooks")}
         return directory
+
+
+def check_lens_dir(directory: str | Path, force: bool = False) -> Path:
+    """Refuse, before any training, an output path a tuned lens may not be written to (one line)."""
+    from mechscope.io import check_output_dir
+
+    return check_output_dir(directory, KIND, force=force)
 
 
 def load_tuned_lens(path: str | Path, model: HookedModel | None = None) -> TunedLens:
     """Read a saved tuned lens (a directory, or its ``tuned_lens.json``); with ``model``, refuse another model's."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from mechscope.io import MARKER_FILE, verify_artifact
 
     path = Path(path).expanduser()
     directory = path.parent if path.name == CONFIG_FILE else path
@@ -149,13 +154,20 @@ def load_tuned_lens(path: str | Path, model: HookedModel | None = None) -> Tuned
             f"train one with `mechscope lens train-tuned --model {model.name}`"  # fmt: skip
         raise RunError(f"no tuned lens at {directory} ({CONFIG_FILE} + {WEIGHTS_FILE} expected): {hint}")
     try:
+        if (directory / MARKER_FILE).exists():  # lenses saved before the marker existed are read unverified
+            verify_artifact(directory, KIND, verify=True, fix="retrain it")
         meta = json.loads(cfg_path.read_text())
         tensors = load_file(str(w_path))
     except (ValueError, OSError, SafetensorError) as exc:
         raise RunError(f"the tuned lens at {directory} is unreadable ({type(exc).__name__}): retrain it") from None
+    if not isinstance(meta, dict):
+        raise RunError(f"{cfg_path} is not a mechscope tuned lens (not a JSON object)")
     if meta.get("format") != FORMAT:
         raise RunError(f"{cfg_path} is not a mechscope tuned lens (format {meta.get('format')!r})")
-    hooks, d = meta["hooks"], int(meta["d_model"])
+    try:
+        hooks, d = [str(h) for h in meta["hooks"]], int(meta["d_model"])
+    except (KeyError, TypeError, ValueError):
+        raise RunError(f"{cfg_path} is corrupted (no valid hooks / d_model): retrain the tuned lens") from None
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     if shapes != {"weight": (len(hooks), d, d), "bias": (len(hooks), d), "scale": (len(hooks),)}:
         raise RunError(f"the tuned lens at {directory} is corrupted (tensor shapes do not match its JSON): retrain it")

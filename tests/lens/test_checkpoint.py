@@ -12,6 +12,7 @@ from mechscope.data.corpus import CorpusConfig
 from mechscope.data.documents import Document
 from mechscope.data.packing import pack
 from mechscope.errors import ConfigError
+from mechscope.io import OutputPathError
 from mechscope.lens import checkpoint as ckpt
 from mechscope.lens import train as train_mod
 from mechscope.lens.train import TrainConfig, train_tuned_lens
@@ -139,3 +140,24 @@ def test_checkpoint_files_are_safetensors_and_json_only(tmp_path):
     n, d = model.cfg.n_layers, model.cfg.d_model
     assert tensors["weight"].shape == (n, d, d) and tensors["adam.weight.exp_avg_sq"].shape == (n, d, d)
     assert tensors["rng"].dtype == torch.uint8 and set(p.suffix for p in ck.iterdir()) == {".json", ".safetensors"}
+
+
+def test_a_checkpoint_folder_holding_user_files_is_refused_and_kept(tmp_path):
+    ck = tmp_path / "out.checkpoint"
+    ck.mkdir()
+    (ck / "mine.txt").write_text("keep me")
+    with pytest.raises(OutputPathError, match="did not write"):
+        ckpt.check_checkpoint_dir(ck)
+    with pytest.raises(OutputPathError):
+        ckpt.remove_checkpoint(ck)  # --fresh
+    with pytest.raises(OutputPathError):
+        ckpt.save_checkpoint(ck, {}, 1, {"x": torch.zeros(1)}, [], 0.0, [])
+    assert [p.name for p in ck.iterdir()] == ["mine.txt"]
+    (tmp_path / "a_file.checkpoint").write_text("x")
+    with pytest.raises(OutputPathError, match="not a folder"):
+        ckpt.check_checkpoint_dir(tmp_path / "a_file.checkpoint")
+    ours = tmp_path / "b.checkpoint"
+    ckpt.save_checkpoint(ours, {}, 1, {"x": torch.zeros(1)}, [0.5], 0.0, [])
+    ckpt.remove_checkpoint(ours)
+    assert not ours.exists()
+    ckpt.remove_checkpoint(ours)  # absent: nothing to do

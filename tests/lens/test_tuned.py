@@ -15,7 +15,15 @@ from mechscope.errors import ConfigError, RunError
 from mechscope.lens.evaluate import evaluate_lenses
 from mechscope.lens.logit import logit_lens
 from mechscope.lens.train import TrainConfig, _KLFromNormed, schedule_factor, train_tuned_lens
-from mechscope.lens.tuned import CONFIG_FILE, WEIGHTS_FILE, LensMismatchError, TunedLens, load_tuned_lens
+from mechscope.io import MARKER_FILE, OutputPathError
+from mechscope.lens.tuned import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    LensMismatchError,
+    TunedLens,
+    check_lens_dir,
+    load_tuned_lens,
+)
 from tests.tiny import TEXT, tiny_model, tiny_tokenizer
 
 PROMPT = "The reliability of Wikipedia is very questionable."
@@ -54,7 +62,7 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
         lens.weight.normal_(0, 0.05)
         lens.bias.normal_()
     lens.save(tmp_path / "lens", extra={"note": "x"})
-    assert sorted(p.name for p in (tmp_path / "lens").iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+    assert sorted(p.name for p in (tmp_path / "lens").iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE, MARKER_FILE])
     meta = json.loads((tmp_path / "lens" / CONFIG_FILE).read_text())
     assert meta["fingerprint"] == model.fingerprint and meta["hooks"] == lens.hooks and meta["note"] == "x"
     back = load_tuned_lens(tmp_path / "lens", model)
@@ -71,8 +79,31 @@ def test_save_load_roundtrip_and_refusals(tmp_path):
     with pytest.raises(RunError, match="no tuned lens at"):
         load_tuned_lens(tmp_path / "missing", model)
     (tmp_path / "lens" / WEIGHTS_FILE).write_bytes(b"not safetensors")
+    with pytest.raises(RunError, match="corrupted"):
+        load_tuned_lens(tmp_path / "lens", model)
+    (tmp_path / "lens" / MARKER_FILE).unlink()  # a lens from before the marker: read without checksums
     with pytest.raises(RunError, match="unreadable"):
         load_tuned_lens(tmp_path / "lens", model)
+
+
+def test_save_never_deletes_a_users_folder(tmp_path):
+    lens = TunedLens.for_model(tiny_model("gemma3"))
+    mine = tmp_path / "mydocs"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputPathError, match="did not create"):
+        check_lens_dir(mine)
+    with pytest.raises(OutputPathError, match="did not create"):
+        lens.save(mine)
+    with pytest.raises(OutputPathError):
+        lens.save(tmp_path)  # `--out ..`: the parent of everything
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mydocs"]
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    lens.save(mine, force=True)  # --force: the lens's files are added, the user's stay
+    assert (mine / "notes.txt").read_text() == "keep me"
+    load_tuned_lens(mine)
+    lens.save(tmp_path / "lens")
+    lens.save(tmp_path / "lens")  # its own previous lens is replaced
 
 
 def test_sublayer_rows_need_sublayer_translators():
