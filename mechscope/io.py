@@ -304,17 +304,43 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
             (directory / stale).unlink(missing_ok=True)
         write_json(directory / MARKER_FILE, marker_for(directory))
         return directory
+    with atomic_dir(directory, kind, force=force) as tmp:
+        for name, source in content.items():
+            _write_source(tmp / name, source)
+        write_json(tmp / MARKER_FILE, marker_for(tmp))
+    return directory
 
+
+@contextmanager
+def atomic_dir(directory: str | os.PathLike, kind: str, *, force: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``directory``; on success it is renamed onto ``directory``.
+
+    For writers that fill a whole folder (``save_pretrained``, a store). The writer puts mechscope's
+    marker (:data:`MARKER_FILE`, of this ``kind``) into the folder itself, or one listing every file
+    with its SHA-256 is written for it. An existing ``directory`` must pass :func:`check_output_dir`
+    and hold nothing but an artifact of this kind (or nothing at all); it is swapped out only once the
+    new folder is complete, then deleted. On error the temporary folder is removed, the old one kept.
+    """
+    directory = check_output_dir(directory, kind, force=force)
+    if directory.is_dir() and _foreign_entries(directory, read_marker(directory)):
+        raise OutputPathError(f"{directory} holds files mechscope did not write: a {kind} cannot replace it as a whole")
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}{_TMP_TAG}", dir=directory.parent))
     try:
-        for name, source in content.items():
-            _write_source(tmp / name, source)
-            _fsync_file(tmp / name)
-        (tmp / MARKER_FILE).write_text(json.dumps(marker_for(tmp), indent=1) + "\n")
-        _fsync_file(tmp / MARKER_FILE)
+        yield tmp
+        if read_marker(tmp) is None:
+            names = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != MARKER_FILE)
+            files = {n: {"size": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in names}
+            marker = {"format": MARKER_FORMAT, "kind": kind, "version": 1, "fingerprint": None,
+                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}  # fmt: skip
+            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=1) + "\n")
+        elif read_marker(tmp).get("kind") != kind:
+            raise ValueError(f"the marker written into {tmp} is not of kind {kind!r}")
+        for p in tmp.iterdir():
+            if p.is_file():
+                _fsync_file(p)
         _fsync_dir(tmp)
-        if existing and any(directory.iterdir()):  # our own artifact of this kind: swap it out, then delete it
+        if directory.is_dir() and any(directory.iterdir()):  # our own artifact of this kind: swap, then delete
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}{_TMP_TAG}old-", dir=directory.parent))
             os.replace(directory, old)
             try:
@@ -323,13 +349,18 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
                 os.replace(old, directory)
                 raise
             shutil.rmtree(old, ignore_errors=True)
-        else:  # absent, or an empty folder (rename onto an empty directory is atomic on POSIX)
+        else:  # absent, or an empty folder (a rename onto an empty directory is atomic on POSIX)
             os.replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(directory.parent)
-    return directory
+
+
+def marker(kind: str, files: dict[str, dict], *, fingerprint: str | None = None, version: int = 1, **extra) -> dict:
+    """A marker dict (for writers that write their own, e.g. a cache whose manifest is its marker)."""
+    return {"format": MARKER_FORMAT, "kind": kind, "version": version, "fingerprint": fingerprint,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, "files": files}  # fmt: skip
 
 
 def verify_artifact(directory: str | os.PathLike, kind: str, fingerprint: str | None = None, *,

@@ -194,3 +194,16 @@ def test_check_output_file(tmp_path):
         io.check_output_file(tmp_path / "missing" / "x.png")
     assert io.check_output_file(tmp_path / "missing" / "x.png", create_parents=True).name == "x.png"
     assert io.check_output_file(tmp_path / "x.png", suffixes=(".png",)) == (tmp_path / "x.png").resolve()
+
+
+def test_atomic_dir_writes_a_marker_and_keeps_the_old_folder_on_failure(tmp_path):
+    d = tmp_path / "store"
+    with io.atomic_dir(d, "store") as tmp:
+        (tmp / "shard-0.safetensors").write_bytes(b"abc")
+    marker = io.verify_artifact(d, "store")
+    assert marker["files"]["shard-0.safetensors"]["size"] == 3
+    with pytest.raises(RuntimeError), io.atomic_dir(d, "store") as tmp:
+        (tmp / "shard-0.safetensors").write_bytes(b"new")
+        raise RuntimeError("killed")
+    assert (d / "shard-0.safetensors").read_bytes() == b"abc"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import sysconfig
 import time
@@ -32,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mechscope.data.documents import CorpusError, Document, dedupe
+from mechscope.errors import MechscopeError
+from mechscope.io import MARKER_FILE, atomic_dir, marker, read_marker, write_json
 
 log = logging.getLogger("mechscope")
 
@@ -46,6 +47,7 @@ EXCLUDED_DIRS = frozenset({"test", "tests", "idle_test", "site-packages", "dist-
 """Standard-library folders whose docstrings are not prose (or that are not the standard library)."""
 DOCS_FILE = "docs.jsonl"
 MANIFEST_FILE = "manifest.json"
+KIND = "built-in corpus cache"
 
 _PROSE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:'\"()-\n!?")
 
@@ -113,6 +115,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _adopt(where: Path) -> None:
+    """A cache written before mechscope's artifact marker holds just our two files: mark it as ours."""
+    if where.is_dir() and read_marker(where) is None:
+        names = {p.name for p in where.iterdir() if ".tmp-" not in p.name}
+        if names and names <= {DOCS_FILE, MANIFEST_FILE}:
+            write_json(where / MARKER_FILE, marker(KIND, {n: {} for n in sorted(names)}))
+
+
 def load_builtin(progress: bool = True) -> list[Document]:
     """The built-in corpus, from the cache when it is intact, else assembled and cached (atomically)."""
     where = cache_dir()
@@ -130,26 +140,20 @@ def load_builtin(progress: bool = True) -> list[Document]:
     docs = assemble(progress)
     if not docs:
         raise CorpusError("the built-in corpus came out empty: this Python has no pydoc_data and no .py standard library")
-    tmp = where.with_name(f"{where.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir(parents=True)
-        with open(tmp / DOCS_FILE, "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(json.dumps({"text": d.text, "source": d.source}, ensure_ascii=False) + "\n")
-        manifest = {
-            "version": VERSION, "python": sys.version.split()[0], "documents": len(docs),
-            "characters": sum(len(d.text) for d in docs), "sha256": _sha256(tmp / DOCS_FILE),
-            "sources": {"pydoc": sum(d.source.startswith("pydoc:") for d in docs),
-                        "stdlib": sum(d.source.startswith("stdlib:") for d in docs)},
-            "seconds": round(time.perf_counter() - start, 1),
-        }  # fmt: skip
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
-        if where.exists():
-            shutil.rmtree(where)
-        os.replace(tmp, where)
-    except OSError as exc:
+        _adopt(where)
+        with atomic_dir(where, KIND) as tmp:
+            with open(tmp / DOCS_FILE, "w", encoding="utf-8") as f:
+                for d in docs:
+                    f.write(json.dumps({"text": d.text, "source": d.source}, ensure_ascii=False) + "\n")
+            manifest = {
+                "version": VERSION, "python": sys.version.split()[0], "documents": len(docs),
+                "characters": sum(len(d.text) for d in docs), "sha256": _sha256(tmp / DOCS_FILE),
+                "sources": {"pydoc": sum(d.source.startswith("pydoc:") for d in docs),
+                            "stdlib": sum(d.source.startswith("stdlib:") for d in docs)},
+                "seconds": round(time.perf_counter() - start, 1),
+            }  # fmt: skip
+            (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+    except (OSError, MechscopeError) as exc:
         log.warning("mechscope: could not cache the built-in corpus at %s (%s); using it uncached", where, exc)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return docs

@@ -127,3 +127,16 @@ def test_corpus_config_and_splits_on_files(tmp_path):
     for bad in ({"seq_len": 1}, {"heldout_fraction": 0.0}, {"sources": ()}):
         with pytest.raises(CorpusError):
             CorpusConfig(**bad)
+
+
+def test_builtin_cache_never_replaces_a_folder_holding_other_files(few_stdlib):
+    first = builtin.load_builtin(progress=False)
+    where = builtin.cache_dir()
+    (where / "mechscope.json").unlink()  # a cache from before the marker is still ours: rebuilt in place
+    (where / builtin.DOCS_FILE).write_text("garbage\n")
+    assert builtin.load_builtin(progress=False) == first
+    assert (where / "mechscope.json").is_file()
+    (where / builtin.DOCS_FILE).write_text("garbage\n")
+    (where / "notes.txt").write_text("mine")  # someone's file: used uncached, nothing deleted
+    assert builtin.load_builtin(progress=False) == first
+    assert (where / "notes.txt").read_text() == "mine" and (where / builtin.DOCS_FILE).read_text() == "garbage\n"

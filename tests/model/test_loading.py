@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
 
 import mechscope
-from mechscope.errors import ModelSpecError, OfflineError, UnsupportedArchitectureError
+from mechscope import io
+from mechscope.errors import CacheError, ModelSpecError, OfflineError, UnsupportedArchitectureError
 from mechscope.model import convert
 from tests.tiny import tiny_hf, tiny_tokenizer
 
@@ -101,3 +103,41 @@ def test_cache_verification_detects_truncation_and_corruption(tmp_path):
     assert "truncated" in convert.verify(d)
     (d / convert.MANIFEST).unlink()
     assert "no manifest" in convert.verify(d)
+
+
+@pytest.mark.parametrize("manifest", ['{"files": {"model.safetensors": {}}}', '{"files": [1]}', "[]", '{"files": {}}', "\xff"])
+def test_cache_manifest_with_missing_fields_is_unusable_not_a_traceback(tmp_path, manifest):
+    d = _fake_cache(tmp_path)
+    (d / convert.MANIFEST).write_text(manifest, encoding="latin-1")
+    assert convert.verify(d) is not None
+
+
+def test_full_verification_sees_a_write_that_kept_the_mtime(tmp_path):
+    d = _fake_cache(tmp_path)
+    assert convert.verify(d, full=True) is None
+    w = d / "model.safetensors"
+    st = w.stat()
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2 + 12345] ^= 0xFF  # between the sampled blocks, mtime put back
+    w.write_bytes(bytes(data))
+    os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert "corrupted" in convert.verify(d, full=True)
+
+
+def test_a_broken_cache_is_replaced_only_when_it_holds_nothing_but_a_conversion(tmp_path):
+    d = _fake_cache(tmp_path)
+    (d / convert.MANIFEST).write_text("garbage")
+    convert._adopt(d)  # only converted files: marked as ours, so a conversion may replace it
+    with io.atomic_dir(d, convert.KIND) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"new")
+    assert (d / "model.safetensors").read_bytes() == b"new"
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "config.json").write_text("{}")
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(CacheError, match="notes.txt"):
+        convert._adopt(user)
+    with pytest.raises(io.OutputPathError):
+        with io.atomic_dir(user, convert.KIND):
+            pass
+    assert sorted(p.name for p in user.iterdir()) == ["config.json", "notes.txt"]
