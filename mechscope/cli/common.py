@@ -46,6 +46,8 @@ def load_model(args: argparse.Namespace):
 
 
 def format_top(model, probs, ids) -> list[str]:
-    """Rows ``rank  token  prob`` for a top-k list (tokens with visible spaces)."""
-    toks = model.to_str_tokens([int(i) for i in ids])
-    return [f"{r + 1:>3}  {t!s:<18} {p:7.2%}" for r, (t, p) in enumerate(zip(toks, probs))]
+    """Rows ``rank  token  prob`` for a top-k list (tokens drawn with :func:`mechscope.viz.tokens.visible`)."""
+    from mechscope.viz.tokens import visible
+
+    toks = model.to_str_tokens([int(i) for i in ids], visible=False)
+    return [f"{r + 1:>3}  {visible(t):<18} {p:7.2%}" for r, (t, p) in enumerate(zip(toks, probs))]

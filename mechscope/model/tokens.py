@@ -16,9 +16,6 @@ from torch import Tensor
 
 from mechscope.errors import PromptError
 
-VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
-
-
 @dataclass(frozen=True)
 class Batch:
     """Token ids ready for a forward pass."""
@@ -72,12 +69,15 @@ def pad(sequences: list[list[int]], pad_id: int, padding_side: Literal["left", "
     return Batch(ids, mask, position_ids, padding_side)
 
 
-def str_tokens(tokenizer, ids: list[int], visible: bool = True) -> list[str]:
-    """Each token as text; with ``visible`` spaces, newlines and tabs are drawn as ␣ ↵ ⇥."""
-    out = []
-    for i in ids:
-        s = tokenizer.decode([int(i)], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        if visible:
-            s = "".join(VISIBLE.get(ch, ch) for ch in s)
-        out.append(s)
+def str_tokens(tokenizer, ids: list[int], visible: bool = False) -> list[str]:
+    """Each token decoded on its own (``" very"``): the form for ``--json`` and every API result.
+
+    ``visible=True`` gives the display form of :func:`mechscope.viz.tokens.visible` (``␣very``), the one
+    home of that drawing; use it only for human output.
+    """
+    out = [tokenizer.decode([int(i)], skip_special_tokens=False, clean_up_tokenization_spaces=False) for i in ids]
+    if visible:
+        from mechscope.viz.tokens import visible as show
+
+        out = [show(s) for s in out]
     return out

@@ -1,4 +1,9 @@
-"""Token text for display: visible whitespace (␣ ↵ ⇥) and clipping, shared by every figure."""
+"""Token text for display: visible whitespace (␣ ↵ ⇥ ⏎) and clipping, shared by every figure.
+
+:func:`visible` is the one home of the display form: the CLI's tables, the terminal grid, PNG and HTML
+figures all call it. Results and ``--json`` carry tokens as decoded strings (``" very"``), never this
+form.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "⏎"}
 
 
 def visible(token: str) -> str:
-    """Spaces, newlines and tabs drawn as ␣ ↵ ⇥; other control characters as ␀-style escapes."""
+    """Spaces, newlines, tabs and carriage returns drawn as ␣ ↵ ⇥ ⏎; other control characters as ␀-style
+    escapes; the empty token as ∅."""
     out = []
     for ch in token:
         if ch in VISIBLE:

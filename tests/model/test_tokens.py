@@ -58,3 +58,15 @@ def test_bad_prompts():
         model(torch.tensor([[1, 99999]]))
     with pytest.raises(PromptError, match="not a single token"):
         model.token_id(" reliability of")
+
+
+def test_str_tokens_are_decoded_strings_and_display_has_one_home():
+    from mechscope.model.tokens import str_tokens
+    from mechscope.viz.tokens import visible
+
+    model = tiny_model("gpt2")
+    ids = model.to_tokens("The capital\n\tof\r").input_ids[0].tolist()
+    raw = str_tokens(model.tokenizer, ids)
+    assert "".join(raw[1:]) == "The capital\n\tof\r" and any(t.startswith(" ") for t in raw)
+    assert str_tokens(model.tokenizer, ids, visible=True) == [visible(t) for t in raw]
+    assert not hasattr(__import__("mechscope.model.tokens", fromlist=["x"]), "VISIBLE")
