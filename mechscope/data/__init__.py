@@ -5,7 +5,7 @@
 
 Modules: ``documents`` (Document, split, CorpusError), ``builtin`` (the corpus assembled from Python's
 own documentation), ``files`` (.txt / .jsonl / .parquet, globs), ``packing`` (BOS-led fixed-length
-contexts), ``corpus`` (the front). See docs/lens.md, "Corpus". Imports are lazy.
+contexts, streamed: ``iter_contexts`` / ``iter_context_batches``; ``pack`` collects them), ``corpus`` (the front). See docs/lens.md, "Corpus". Imports are lazy.
 """
 
 from __future__ import annotations
@@ -21,14 +21,25 @@ _LAZY = {
     "Document": "mechscope.data.documents",
     "CorpusError": "mechscope.data.documents",
     "pack": "mechscope.data.packing",
+    "iter_contexts": "mechscope.data.packing",
+    "iter_context_batches": "mechscope.data.packing",
+    "iter_documents": "mechscope.data.corpus",
+    "corpus_batches": "mechscope.data.corpus",
     "load_builtin": "mechscope.data.builtin",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from mechscope.data.builtin import load_builtin
-    from mechscope.data.corpus import CorpusConfig, corpus_contexts, corpus_documents, load_documents
+    from mechscope.data.corpus import (
+        CorpusConfig,
+        corpus_batches,
+        corpus_contexts,
+        corpus_documents,
+        iter_documents,
+        load_documents,
+    )
     from mechscope.data.documents import CorpusError, Document
-    from mechscope.data.packing import pack
+    from mechscope.data.packing import iter_context_batches, iter_contexts, pack
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ is wholly in train or wholly held out, and adding documents never moves another 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -64,6 +65,26 @@ def load_documents(sources: tuple[str, ...] | list[str] | str = (BUILTIN,), prog
     return docs
 
 
+def iter_documents(sources: tuple[str, ...] | list[str] | str = (BUILTIN,), progress: bool = True) -> Iterator[Document]:
+    """:func:`load_documents` as a stream: files are read as the documents are consumed, duplicates
+    dropped on the way (only their 16-byte digests are kept)."""
+    from mechscope.data import builtin, files
+
+    if isinstance(sources, str):
+        sources = (sources,)
+    for spec in sources:  # check every spec before reading any
+        if spec != BUILTIN:
+            files.expand(spec)
+    seen: set[str] = set()
+    for spec in sources:
+        for doc in builtin.load_builtin(progress) if spec == BUILTIN else files.iter_files([spec]):
+            if doc.digest not in seen:
+                seen.add(doc.digest)
+                yield doc
+    if not seen:
+        raise CorpusError(f"the corpus {', '.join(sources)} holds no text")
+
+
 def corpus_documents(cfg: CorpusConfig, which: Literal["train", "heldout", "all"], progress: bool = True) -> list[Document]:
     docs = split(load_documents(cfg.sources, progress), which, cfg.heldout_fraction)
     if not docs:
@@ -80,3 +101,20 @@ def corpus_contexts(tokenizer, cfg: CorpusConfig, which: Literal["train", "heldo
     from mechscope.data.packing import pack
 
     return pack(tokenizer, corpus_documents(cfg, which, progress), cfg.seq_len, max_tokens)
+
+
+def corpus_batches(tokenizer, cfg: CorpusConfig, which: Literal["train", "heldout", "all"] = "train",
+                   batch_size: int = 256, max_tokens: int | None = None,
+                   progress: bool = True) -> Iterator[Int[Tensor, "context seq"]]:  # fmt: skip
+    """The same contexts as :func:`corpus_contexts`, streamed in batches (files read lazily): for
+    harvests over millions of tokens."""
+    from mechscope.data.documents import is_heldout
+    from mechscope.data.packing import iter_context_batches
+
+    if which not in ("train", "heldout", "all"):
+        raise CorpusError(f"split must be train, heldout or all, got {which!r}")
+    docs = iter_documents(cfg.sources, progress)
+    if which != "all":
+        want = which == "heldout"
+        docs = (d for d in docs if is_heldout(d, cfg.heldout_fraction) == want)
+    yield from iter_context_batches(tokenizer, docs, cfg.seq_len, batch_size, max_tokens)

@@ -81,6 +81,12 @@ def _read_parquet(path: Path) -> Iterator[Document]:
             yield Document(text.strip(), f"file:{path}:{n}")
 
 
+def iter_files(specs: list[str]) -> Iterator[Document]:
+    """The documents of every file the specs name, lazily, file by file (each file once)."""
+    files = [f for spec in specs for f in expand(spec)]  # every spec is checked before any text is read
+    for f in dict.fromkeys(files):
+        yield from read_file(f)
+
+
 def read_files(specs: list[str]) -> list[Document]:
-    files = [f for spec in specs for f in expand(spec)]
-    return [doc for f in dict.fromkeys(files) for doc in read_file(f)]
+    return list(iter_files(specs))

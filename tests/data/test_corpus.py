@@ -4,16 +4,17 @@ standard-library files so the test stays fast)."""
 from __future__ import annotations
 
 import json
+import random
 import sys
 
 import pytest
 import torch
 
 from mechscope.data import builtin
-from mechscope.data.corpus import CorpusConfig, corpus_contexts, load_documents
+from mechscope.data.corpus import CorpusConfig, corpus_batches, corpus_contexts, load_documents
 from mechscope.data.documents import CorpusError, Document, dedupe, is_heldout, split
 from mechscope.data.files import expand, read_files
-from mechscope.data.packing import pack
+from mechscope.data.packing import BATCH_DOCS, iter_context_batches, iter_contexts, pack
 from tests.tiny import tiny_tokenizer
 
 FEW = ("json/__init__.py", "queue.py", "textwrap.py", "fractions.py")
@@ -140,3 +141,73 @@ def test_builtin_cache_never_replaces_a_folder_holding_other_files(few_stdlib):
     (where / "notes.txt").write_text("mine")  # someone's file: used uncached, nothing deleted
     assert builtin.load_builtin(progress=False) == first
     assert (where / "notes.txt").read_text() == "mine" and (where / builtin.DOCS_FILE).read_text() == "garbage\n"
+
+
+def _old_pack(tokenizer, docs, seq_len, max_tokens=None):
+    """The eager packing this module had before it streamed (the reference)."""
+    from mechscope.data.packing import token_stream
+
+    bos = tokenizer.bos_token_id
+    body = seq_len - 1 if bos is not None else seq_len
+    limit = None if max_tokens is None else max(1, max_tokens // seq_len)
+    contexts, buffer = [], []
+    for ids in token_stream(tokenizer, docs):
+        buffer.extend(ids)
+        while len(buffer) >= body:
+            window, buffer = buffer[:body], buffer[body:]
+            contexts.append(([bos] if bos is not None else []) + window)
+            if limit is not None and len(contexts) >= limit:
+                return torch.tensor(contexts, dtype=torch.long)
+    return torch.tensor(contexts, dtype=torch.long)
+
+
+def _docs(n, rng):
+    words = ["the", "capital", "of", "France", "is", "Paris", "sparse", "features", "\n", "tokens"]
+    return [Document(" ".join(rng.choice(words) for _ in range(rng.randint(1, 400))), f"d{i}") for i in range(n)]
+
+
+@pytest.mark.parametrize("seq_len,max_tokens", [(2, None), (12, None), (64, None), (33, 500), (16, 16), (16, 5)])
+def test_streamed_packing_equals_the_eager_result(seq_len, max_tokens):
+    tok = tiny_tokenizer()
+    docs = _docs(300, random.Random(seq_len))
+    want = _old_pack(tok, docs, seq_len, max_tokens)
+    assert torch.equal(pack(tok, docs, seq_len, max_tokens), want)
+    assert torch.equal(pack(tok, iter(docs), seq_len, max_tokens), want)  # a one-shot iterator works too
+    batches = list(iter_context_batches(tok, (d for d in docs), seq_len, batch_size=7, max_tokens=max_tokens))
+    assert all(b.shape[0] == 7 for b in batches[:-1]) and torch.equal(torch.cat(batches), want)
+    assert [c for c in iter_contexts(tok, docs, seq_len, max_tokens)] == want.tolist()
+
+
+def test_packing_reads_documents_lazily_and_stops_at_max_tokens():
+    tok = tiny_tokenizer()
+    pulled = 0
+
+    def endless():
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield Document("The capital of France is Paris. " * 20, f"d{pulled}")
+
+    contexts = iter_contexts(tok, endless(), seq_len=32)
+    first = [next(contexts) for _ in range(3)]
+    assert len(first) == 3 and pulled <= BATCH_DOCS  # one tokeniser batch, not the whole (endless) corpus
+    pulled = 0
+    ctx = pack(tok, endless(), seq_len=32, max_tokens=32 * 1000)
+    assert ctx.shape == (1000, 32) and pulled <= 2 * BATCH_DOCS
+    with pytest.raises(CorpusError, match="fewer than"):
+        list(iter_contexts(tok, iter([Document("hi", "c")]), seq_len=64))
+    with pytest.raises(CorpusError, match="seq_len"):
+        next(iter_contexts(tok, endless(), seq_len=1))
+
+
+def test_corpus_batches_stream_the_same_contexts(tmp_path):
+    lines = [json.dumps({"text": f"Document number {i} talks about topic {i % 7} at some length. " * 3}) for i in range(400)]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines + lines[:50]))  # duplicates are dropped in the stream too
+    cfg = CorpusConfig(sources=(str(tmp_path / "a.jsonl"),), seq_len=24)
+    tok = tiny_tokenizer()
+    for which in ("train", "heldout", "all"):
+        want = corpus_contexts(tok, cfg, which, max_tokens=24 * 50, progress=False)
+        got = torch.cat(list(corpus_batches(tok, cfg, which, batch_size=8, max_tokens=24 * 50, progress=False)))
+        assert torch.equal(got, want)
+    with pytest.raises(CorpusError, match="no such corpus file"):
+        next(corpus_batches(tok, CorpusConfig(sources=(str(tmp_path / "missing.txt"),)), progress=False))
