@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mechscope.errors import ModelSpecError, OfflineError, suggest
 from mechscope.model import convert
+from mechscope.runtime import resolve_device
 
 log = logging.getLogger("mechscope")
 
@@ -105,24 +106,11 @@ def _deferred_tokenizer(where: Path):
     return build
 
 
-def pick_device(device: str = "auto"):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ModelSpecError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelSpecError(f"device {device!r} requested but CUDA is not available here: use --device cpu")
-    return dev
-
-
 def load(spec: str = "gemma-3-270m", device: str = "auto", dtype: str | None = None):
     """Load a causal LM as a :class:`~mechscope.model.hooked.HookedModel`.
 
-    device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda[:N]``.
+    device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda[:N]``, ``mps``
+    (:func:`mechscope.runtime.resolve_device`).
     dtype: ``float32`` (default), ``bfloat16`` or ``float16`` (GPU only in practice).
     """
     import torch
@@ -132,11 +120,11 @@ def load(spec: str = "gemma-3-270m", device: str = "auto", dtype: str | None = N
     from mechscope.model.hooked import HookedModel
 
     start = time.perf_counter()
-    where, label = resolve(spec)
-    dev = pick_device(device)
+    dev = resolve_device(device)  # bad device or dtype: refused before any conversion or read
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, None: torch.float32}
     if dtype not in dtypes:
         raise ModelSpecError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
+    where, label = resolve(spec)
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if isinstance(where, str) and _hub_offline():

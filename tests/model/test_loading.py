@@ -141,3 +141,14 @@ def test_a_broken_cache_is_replaced_only_when_it_holds_nothing_but_a_conversion(
         with io.atomic_dir(user, convert.KIND):
             pass
     assert sorted(p.name for p in user.iterdir()) == ["config.json", "notes.txt"]
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:99", "", "cpu:x"])
+def test_bad_device_is_refused_before_the_model_is_read(device, monkeypatch):
+    from mechscope.errors import MechscopeError
+
+    monkeypatch.setattr("mechscope.model.loading.resolve", lambda spec: pytest.fail("resolved the model first"))
+    if device == "cuda:99" and torch.cuda.is_available() and torch.cuda.device_count() > 99:  # pragma: no cover
+        pytest.skip("a machine with 100 GPUs")
+    with pytest.raises(MechscopeError):
+        mechscope.load("gemma-3-270m", device=device)
