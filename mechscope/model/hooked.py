@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
+import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,16 +25,22 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from mechscope.errors import HookNameError, InterventionError, OutOfRangeError, PromptError, suggest
+from mechscope.errors import HookNameError, OutOfRangeError, PromptError, suggest
 from mechscope.model import hookpoints, tokens
 from mechscope.model.activation_cache import ActivationCache
 from mechscope.model.adapters import Adapter, adapter_for
 from mechscope.model.attention import patterns_enabled
+from mechscope.model.bound import BoundIntervention, bind_all
 from mechscope.model.interventions import Intervention
+from mechscope.model.unembed import Unembed
 
 Input = str | Sequence[str] | Tensor | Sequence[int] | tokens.Batch
 HookFn = Callable[[Tensor, hookpoints.HookSpec], Tensor | None]
+Edits = Sequence[Intervention | BoundIntervention]
 Names = None | str | Sequence[str] | Callable[[str], bool]
+_NOT_CONTENT = {"_name_or_path", "name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype",
+                "_attn_implementation_autoset", "_attn_implementation", "_gguf_file"}  # fmt: skip
+"""Config keys that say where or how a model was loaded, not what it computes: left out of the fingerprint."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,9 @@ class HookedModel:
         self.load_seconds = load_seconds
         self.cache_path = cache_path
         self._specs = hookpoints.build_specs(hf_model, self.adapter, self.cfg.dims)
-        self._final_norm = hf_model.get_submodule(self.adapter.final_norm)
-        self._unembed = hf_model.get_submodule(self.adapter.unembed)
+        self.unembed = Unembed(hf_model.get_submodule(self.adapter.final_norm),
+                               hf_model.get_submodule(self.adapter.unembed), self.cfg.logit_softcap)  # fmt: skip
+        """The output head (final norm, unembedding, softcap): ``model.unembed(resid)`` gives logits."""
         self._fingerprint: str | None = None
 
     @property
@@ -156,13 +164,15 @@ class HookedModel:
 
     @property
     def W_U(self) -> Float[Tensor, "d_model d_vocab"]:
-        return self._unembed.weight.T
+        return self.unembed.W_U
 
     @property
     def fingerprint(self) -> str:
-        """A short hash of config and weights; saved lenses/SAEs record it and refuse another model."""
+        """A short hash of the config and the weights' content (never a path: the same weights under
+        another cache folder or name have the same fingerprint); saved lenses/SAEs record it."""
         if self._fingerprint is None:
-            h = hashlib.sha256(self.hf.config.to_json_string(use_diff=False).encode())
+            config = {k: v for k, v in self.hf.config.to_dict().items() if k not in _NOT_CONTENT}
+            h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
             for pname, p in sorted(self.hf.state_dict().items()):
                 h.update(pname.encode())
                 h.update(str(tuple(p.shape)).encode())
@@ -237,11 +247,11 @@ class HookedModel:
         return out.logits
 
     def forward(self, input: Input, *, prepend_bos: bool = True, padding_side: Literal["left", "right"] = "right",
-                fwd_hooks: Iterable[tuple[str, HookFn]] = (), interventions: Sequence[Intervention] = (),
-                grad: bool = False) -> Float[Tensor, "batch pos d_vocab"]:  # fmt: skip
+                fwd_hooks: Iterable[tuple[str, HookFn]] = (), interventions: Edits = (),
+                tensors: Mapping[str, Tensor] | None = None, grad: bool = False) -> Float[Tensor, "batch pos d_vocab"]:  # fmt: skip
         """Logits for ``input``; hooks and interventions apply only to this call."""
         batch = self.to_tokens(input, prepend_bos, padding_side)
-        with torch.set_grad_enabled(grad), self.hooks(fwd_hooks, interventions):
+        with torch.set_grad_enabled(grad), self.hooks(fwd_hooks, interventions, tensors=tensors):
             return self._forward(batch)
 
     __call__ = forward
@@ -249,9 +259,9 @@ class HookedModel:
     def run_with_cache(self, input: Input, names: Names = None, positions: int | Sequence[int] | slice | None = None,
                        device: str | torch.device | None = None, *, prepend_bos: bool = True,
                        padding_side: Literal["left", "right"] = "right", fwd_hooks: Iterable[tuple[str, HookFn]] = (),
-                       interventions: Sequence[Intervention] = (),
+                       interventions: Edits = (), tensors: Mapping[str, Tensor] | None = None,
                        grad: bool = False) -> tuple[Float[Tensor, "batch pos d_vocab"], ActivationCache]:  # fmt: skip
-        """Run and record activations.
+        """Run and record activations; returns the logits too (see :meth:`collect` to skip them).
 
         names: None (every hook), a list of names, a glob such as ``"*hook_resid_*"``, or a predicate.
         positions: keep only these positions (query positions for patterns). device: move cached tensors.
@@ -260,24 +270,45 @@ class HookedModel:
         batch = self.to_tokens(input, prepend_bos, padding_side)
         selected = self.resolve_names(names)
         store: dict[str, Tensor] = {}
-        n_pos = batch.input_ids.shape[1]
-        index = _position_index(positions, n_pos)
-
-        def cache_fn(name: str) -> HookFn:
-            def fn(act: Tensor, spec: hookpoints.HookSpec) -> None:
-                t = act if grad else act.detach()
-                if index is not None:
-                    t = t.index_select(spec.pos_axis, index.to(t.device))
-                store[name] = t.to(device) if device is not None else t
-
-            return fn
-
-        hooks = [*fwd_hooks, *((n, cache_fn(n)) for n in selected)]
-        with torch.set_grad_enabled(grad), self.hooks(hooks, interventions):
+        hooks = [*fwd_hooks, *_cache_hooks(selected, store, batch, positions, device, grad)]
+        with torch.set_grad_enabled(grad), self.hooks(hooks, interventions, tensors=tensors):
             logits = self._forward(batch)
         return logits, ActivationCache(store, self.cfg, batch)
 
+    def collect(self, input: Input, names: Names, *, stop_at: str | int | None = None,
+                positions: int | Sequence[int] | slice | None = None, device: str | torch.device | None = None,
+                prepend_bos: bool = True, padding_side: Literal["left", "right"] = "right",
+                fwd_hooks: Iterable[tuple[str, HookFn]] = (), interventions: Edits = (),
+                tensors: Mapping[str, Tensor] | None = None, grad: bool = False) -> ActivationCache:  # fmt: skip
+        """Record ``names`` and stop the forward as soon as the last of them has fired: no later blocks,
+        no final norm or unembedding unless asked for. ``stop_at`` (a hook name, or a block index meaning
+        that block's ``hook_resid_post``) stops later than the last name, e.g. to let hooks of your own run.
+
+        The recorded values equal ``run_with_cache``'s (same forward, cut short). The SAE harvest, the
+        tuned-lens trainer and patching read activations through this.
+        """
+        batch = self.to_tokens(input, prepend_bos, padding_side)
+        selected = self.resolve_names(names)
+        if not selected:
+            raise HookNameError("collect() needs at least one hook name")
+        order = {n: i for i, n in enumerate(self._specs)}
+        last = max(selected, key=order.__getitem__)
+        if stop_at is not None:
+            stop = f"blocks.{stop_at}.hook_resid_post" if isinstance(stop_at, int) else stop_at
+            stop = self.spec(stop).name
+            last = max(last, stop, key=order.__getitem__)
+        store: dict[str, Tensor] = {}
+        hooks = [*fwd_hooks, *_cache_hooks(selected, store, batch, positions, device, grad), (last, _stop)]
+        try:
+            with torch.set_grad_enabled(grad), self.hooks(hooks, interventions, tensors=tensors):
+                self._forward(batch)
+        except _StopForward:
+            pass
+        return ActivationCache(store, self.cfg, batch)
+
     def resolve_names(self, names: Names) -> list[str]:
+        """Canonical hook names for a name, a list, a glob or a predicate (None = all), in firing order
+        for globs and predicates; unknown names raise one line with suggestions."""
         if names is None:
             return self.hook_names
         if callable(names):
@@ -290,10 +321,14 @@ class HookedModel:
                 return found
             names = [names]
         for n in names:
-            self._spec(n)
+            self.spec(n)
         return list(dict.fromkeys(names))
 
-    def _spec(self, name: str) -> hookpoints.HookSpec:
+    def spec(self, name: str) -> hookpoints.HookSpec:
+        """The :class:`~mechscope.model.hookpoints.HookSpec` of a hook name: its layer, symbolic shape,
+        position/head axes. Unknown names and layers out of range raise one line."""
+        if not isinstance(name, str):
+            raise HookNameError(f"a hook name must be a string, got {type(name).__name__} {name!r:.40}")
         spec = self._specs.get(name)
         if spec is not None:
             return spec
@@ -305,22 +340,27 @@ class HookedModel:
                 raise OutOfRangeError(
                     f"layer {layer} out of range in {name!r}: this model has {self.cfg.n_layers} layers (0..{self.cfg.n_layers - 1})"
                 )
-        raise HookNameError(f"unknown hook name {name!r}{suggest(name, self._specs)}; `mechscope info` lists them all")
+        raise HookNameError(f"unknown hook name {name!r:.80}{suggest(name, self._specs)}; `mechscope info` lists them all")
 
     # --- hooks ----------------------------------------------------------------------------------------
+    def bind(self, interventions: Edits, tensors: Mapping[str, Tensor] | None = None) -> list[BoundIntervention]:
+        """Check interventions against this model and resolve their tensors once (device, dtype, tensor
+        references). Pass the result to many forwards, e.g. in a patching sweep, to skip that work."""
+        return bind_all(interventions, self._specs, self.spec, self.cfg.dims, device=self.device, dtype=self.dtype,
+                        tensors=tensors)  # fmt: skip
+
     @contextlib.contextmanager
-    def hooks(self, fwd_hooks: Iterable[tuple[str, HookFn]] = (), interventions: Sequence[Intervention] = (),
-              *, generating: bool = False) -> Iterator[HookedModel]:  # fmt: skip
+    def hooks(self, fwd_hooks: Iterable[tuple[str, HookFn]] = (), interventions: Edits = (), *,
+              tensors: Mapping[str, Tensor] | None = None, generating: bool = False) -> Iterator[HookedModel]:  # fmt: skip
         """Attach hook functions ``fn(activation, hook) -> activation | None`` and interventions for the
-        duration of the block (forward calls and ``generate``). Removed in ``finally``, always."""
+        duration of the block (forward calls and ``generate``). Interventions are bound once, on entry.
+        Removed in ``finally``, always."""
         per_spec: dict[str, list[HookFn]] = {}
         state: dict = {"offset": 0}
-        for iv in interventions:
-            spec = self._spec(iv.hook)
-            self._check_intervention(iv, spec)
-            per_spec.setdefault(spec.name, []).append(_intervention_fn(iv, state, generating))
+        for bound in self.bind(interventions, tensors):
+            per_spec.setdefault(bound.spec.name, []).append(_intervention_fn(bound, state, generating))
         for name, fn in fwd_hooks:
-            per_spec.setdefault(self._spec(name).name, []).append(fn)
+            per_spec.setdefault(self.spec(name).name, []).append(fn)
         for name in list(per_spec):
             spec = self._specs[name]
             if spec.layout == "resid_mid":  # it needs this layer's final resid_pre
@@ -341,42 +381,14 @@ class HookedModel:
             for h in handles:
                 h.remove()
 
-    def intervene(self, interventions: Sequence[Intervention]) -> contextlib.AbstractContextManager:
+    def intervene(self, interventions: Edits, tensors: Mapping[str, Tensor] | None = None) -> contextlib.AbstractContextManager:
         """``with model.intervene([...]):`` applies the interventions to every forward and ``generate``."""
-        return self.hooks((), interventions, generating=True)
-
-    def _check_intervention(self, iv: Intervention, spec: hookpoints.HookSpec) -> None:
-        if not isinstance(iv, Intervention):
-            raise InterventionError(f"expected an Intervention, got {type(iv).__name__}")
-        is_mlp = spec.last_dim == "d_mlp"
-        if iv.neurons is not None and not is_mlp:
-            raise InterventionError(
-                f"neurons= applies to mlp.hook_pre / mlp.hook_post; {spec.name} is not MLP neurons (use dims=)"
-            )
-        if iv.dims is not None and is_mlp:
-            raise InterventionError(f"{spec.name} holds MLP neurons: select them with neurons=, not dims=")
-        if iv.dims is not None and spec.kind == "pattern":
-            raise InterventionError("a pattern has no dims: select query positions with positions= and heads with heads=")
-        if iv.heads is not None and spec.head_axis is None:
-            raise InterventionError(f"heads= needs a per-head hook (attn.hook_q/k/v/z/pattern); {spec.name} has no head axis")
-        sizes = {k: v for k, v in vars(self.cfg.dims).items()}
-        if iv.heads is not None:
-            n = sizes["n_kv_heads"] if "n_kv_heads" in spec.shape else sizes["n_heads"]
-            _check_range(iv.heads, n, "head", spec.name)
-        last = iv.dims if iv.dims is not None else iv.neurons
-        if last is not None:
-            _check_range(last, sizes[spec.last_dim], "neuron" if iv.neurons is not None else "dim", spec.name)
-        for field in ("vector", "value", "mean"):
-            vec = getattr(iv, field, None)
-            if isinstance(vec, tuple) and spec.last_dim in sizes and len(vec) != sizes[spec.last_dim]:
-                raise InterventionError(
-                    f"{iv.kind} on {spec.name}: {field} has {len(vec)} entries but {spec.last_dim} is {sizes[spec.last_dim]}"
-                )
+        return self.hooks((), interventions, tensors=tensors, generating=True)
 
     # --- generation -----------------------------------------------------------------------------------
-    def generate(self, input: Input, max_new_tokens: int = 20, *, interventions: Sequence[Intervention] = (),
-                 do_sample: bool = False, temperature: float = 1.0, top_p: float | None = None,
-                 seed: int | None = None, prepend_bos: bool = True) -> str | list[str]:  # fmt: skip
+    def generate(self, input: Input, max_new_tokens: int = 20, *, interventions: Edits = (),
+                 tensors: Mapping[str, Tensor] | None = None, do_sample: bool = False, temperature: float = 1.0,
+                 top_p: float | None = None, seed: int | None = None, prepend_bos: bool = True) -> str | list[str]:  # fmt: skip
         """Continue prompts (greedy by default) with interventions active; returns only the new text."""
         single = isinstance(input, str)
         batch = self.to_tokens(input, prepend_bos, padding_side="left").to(self.device)
@@ -386,31 +398,38 @@ class HookedModel:
                       pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)  # fmt: skip
         if do_sample:
             kwargs.update(temperature=temperature, top_p=top_p)
-        with torch.no_grad(), self.hooks((), interventions, generating=True):
+        with torch.no_grad(), self.hooks((), interventions, tensors=tensors, generating=True):
             out = self.hf.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
         texts = self.tokenizer.batch_decode(out[:, batch.input_ids.shape[1] :], skip_special_tokens=True)
         return texts[0] if single else texts
 
-    # --- the model's own output head ------------------------------------------------------------------
     def apply_final_norm(self, resid: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
-        """The model's final norm, exactly as its forward applies it."""
-        return self._final_norm(resid)
-
-    def unembed(self, normed: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
-        """Unembedding plus any final-logit softcap, exactly as the model's forward computes logits."""
-        logits = self._unembed(normed)
-        cap = self.cfg.logit_softcap
-        if cap is not None:
-            logits = logits / cap
-            logits = torch.tanh(logits)
-            logits = logits * cap
-        return logits
+        """The model's final norm, exactly as its forward applies it (shorthand for ``unembed.norm``)."""
+        return self.unembed.norm(resid)
 
 
-def _check_range(idx: Sequence[int], size: int, what: str, name: str) -> None:
-    for i in idx:
-        if not -size <= i < size:
-            raise OutOfRangeError(f"{what} {i} out of range for {name}: valid {0}..{size - 1}")
+class _StopForward(Exception):
+    """Raised by :meth:`HookedModel.collect`'s last hook to end the forward early (never escapes it)."""
+
+
+def _stop(act: Tensor, spec: hookpoints.HookSpec) -> None:
+    raise _StopForward
+
+
+def _cache_hooks(names: list[str], store: dict[str, Tensor], batch: tokens.Batch, positions, device,
+                 grad: bool) -> list[tuple[str, HookFn]]:  # fmt: skip
+    index = _position_index(positions, batch.input_ids.shape[1])
+
+    def cache_fn(name: str) -> HookFn:
+        def fn(act: Tensor, spec: hookpoints.HookSpec) -> None:
+            t = act if grad else act.detach()
+            if index is not None:
+                t = t.index_select(spec.pos_axis, index.to(t.device))
+            store[name] = t.to(device) if device is not None else t
+
+        return fn
+
+    return [(n, cache_fn(n)) for n in names]
 
 
 def _position_index(positions, n_pos: int) -> Tensor | None:
@@ -425,9 +444,9 @@ def _position_index(positions, n_pos: int) -> Tensor | None:
     return torch.tensor([p % n_pos for p in idx], dtype=torch.long)
 
 
-def _intervention_fn(iv: Intervention, state: dict, generating: bool) -> HookFn:
+def _intervention_fn(bound: BoundIntervention, state: dict, generating: bool) -> HookFn:
     def fn(act: Tensor, spec: hookpoints.HookSpec) -> Tensor:
-        return iv.apply(act, spec, state["offset"] if generating else None)
+        return bound(act, state["offset"] if generating else None)
 
     return fn
 

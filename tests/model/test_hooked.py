@@ -166,7 +166,7 @@ def test_unembed_reproduces_logits_including_softcap():
     assert model.cfg.logit_softcap == 3.0
     logits, c = model.run_with_cache(PROMPTS, names=["ln_final.hook_normalized"])
     assert logits.abs().max() <= 3.0
-    torch.testing.assert_close(model.unembed(c["ln_final.hook_normalized"]), logits, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.unembed.logits(c["ln_final.hook_normalized"]), logits, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("arch", TINY_ARCHS)

@@ -30,7 +30,10 @@ def _consistent(model: HookedModel, prompts):
     _check(HookedModel.run_with_cache, model, prompts, names="*resid_post")
     normed = _check(HookedModel.apply_final_norm, model, torch.randn(*logits.shape[:2], model.cfg.d_model))
     assert isinstance(normed, jaxtyping.Float[torch.Tensor, "batch pos d_model"])
-    _check(HookedModel.unembed, model, normed)
+    from mechscope.model.unembed import Unembed
+
+    _check(Unembed.logits, model.unembed, normed)
+    _check(Unembed.__call__, model.unembed, torch.randn(*logits.shape[:2], model.cfg.d_model))
     assert isinstance(model.W_U, jaxtyping.Float[torch.Tensor, "d_model d_vocab"])
     assert isinstance(model.W_E, jaxtyping.Float[torch.Tensor, "d_vocab d_model"])
 
