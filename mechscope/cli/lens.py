@@ -127,11 +127,11 @@ def _corpus(args, default_tokens: int):
 def train(args: argparse.Namespace) -> int:
     from mechscope.errors import ConfigError
     from mechscope.lens.checkpoint import checkpoint_dir
-    from mechscope.lens.train import TrainConfig, train_tuned_lens
+    from mechscope.lens.train import TunedLensTrainConfig, train_tuned_lens
     from mechscope.lens.tuned import default_lens_dir
 
-    corpus, tokens = _corpus(args, TrainConfig.tokens)
-    cfg = TrainConfig(tokens=tokens, corpus=corpus, contexts_per_step=args.contexts_per_step,
+    corpus, tokens = _corpus(args, TunedLensTrainConfig.tokens)
+    cfg = TunedLensTrainConfig(tokens=tokens, corpus=corpus, contexts_per_step=args.contexts_per_step,
                       positions_per_step=args.positions_per_step, lr=args.lr, sublayers=args.sublayers,
                       precision=args.precision, seed=args.seed)  # fmt: skip
     if args.checkpoint_every < 1:

@@ -64,7 +64,7 @@ def run(args) -> int:
     top = probs.topk(args.top_k)
     hooks = {}
     for name in names:
-        spec = model._spec(name)
+        spec = model.spec(name)
         act = cache[name][0].select(spec.pos_axis - 1, args.position).float()
         hooks[name] = {"shape": list(cache[name].shape), "norm": act.norm().item(), "mean": act.mean().item(),
                        "min": act.min().item(), "max": act.max().item()}  # fmt: skip

@@ -72,7 +72,7 @@ def evaluate_lenses(model: HookedModel, lens: TunedLens, contexts: Int[Tensor, "
         h = resid[:-1]
         both = torch.cat([h, lens.translate(h, inner)])  # [2·rows, pos, d]: logit rows, then tuned rows
         track = ids[:, None].to(model.device)  # (ranks unused here)
-        stats = stream_stats(unembed, model.apply_final_norm(both), Final.of(final_logits.float()), 1, track)
+        stats = stream_stats(unembed, model.unembed.norm(both), Final.of(final_logits.float()), 1, track)
         kl = stats.kl[:, 1:].double()  # BOS excluded
         total += kl.sum(-1).view(2, len(inner)).cpu()
         count += kl.shape[1]

@@ -92,7 +92,7 @@ def logit_lens(model: HookedModel, prompt_or_tokens, top_k: int = 10, sublayers:
     inner = resid[:-1]
     if lens is not None:
         inner = lens.translate(inner, rows[:-1])
-    normed = model.apply_final_norm(inner)  # [row-1, pos, d_model]
+    normed = model.unembed.norm(inner)  # [row-1, pos, d_model]
     unembed = Unembedding(model)
     final = Final.of(final_logits.float())
     stats = stream_stats(unembed, normed.float(), final, top_k, track, chunk)

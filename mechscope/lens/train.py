@@ -1,6 +1,6 @@
 """Train a tuned lens: minimise KL(final ‖ translator row) on a corpus, one translator per row.
 
-    >>> lens = train_tuned_lens(model, TrainConfig(tokens=204_800))      # doctest: +SKIP
+    >>> lens = train_tuned_lens(model, TunedLensTrainConfig(tokens=204_800))      # doctest: +SKIP
     >>> lens.save(default_lens_dir(model))                               # doctest: +SKIP
 
 Each step runs ``contexts_per_step`` packed contexts through the model (hooks read the rows; the
@@ -37,6 +37,7 @@ from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import ConfigError
 from mechscope.lens import checkpoint as ckpt
 from mechscope.lens.tuned import TunedLens
+from mechscope.runtime import flush_denormals
 
 if TYPE_CHECKING:  # pragma: no cover
     from mechscope.model.hooked import HookedModel
@@ -45,7 +46,7 @@ log = logging.getLogger("mechscope")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TunedLensTrainConfig:
     """How a tuned lens is trained. The same object is the CLI's flags and the saved JSON's ``train``."""
 
     tokens: int = 204_800
@@ -131,29 +132,11 @@ class _KLFromNormed(torch.autograd.Function):
 
 def _targets(model: HookedModel, final: Float[Tensor, "m d_model"]) -> tuple[Tensor, Tensor]:
     """The model's output distribution (float32) and its entropy at the sampled positions."""
-    logp = model.unembed(model.apply_final_norm(final)).float().log_softmax(-1)
+    logp = model.unembed(final).float().log_softmax(-1)
     return logp.exp(), -(logp.exp() * logp).sum(-1)
 
 
-def _run_rows(model: HookedModel, ids: Tensor, hooks: list[str]) -> dict[str, Tensor]:
-    """Forward ``ids`` [batch, seq] reading the given hooks (the model's own logits are not needed)."""
-    store: dict[str, Tensor] = {}
-
-    def keep(name: str):
-        def fn(act: Tensor, spec) -> None:
-            store[name] = act.detach()
-
-        return fn
-
-    with torch.no_grad(), model.hooks([(h, keep(h)) for h in hooks]):
-        try:
-            model.hf(input_ids=ids.to(model.device), use_cache=False, logits_to_keep=1)
-        except TypeError:  # an older model class without logits_to_keep
-            model.hf(input_ids=ids.to(model.device), use_cache=False)
-    return store
-
-
-def train_tuned_lens(model: HookedModel, cfg: TrainConfig = TrainConfig(), contexts: Tensor | None = None,
+def train_tuned_lens(model: HookedModel, cfg: TunedLensTrainConfig = TunedLensTrainConfig(), contexts: Tensor | None = None,
                      progress: bool = True, checkpoint: str | Path | None = None,
                      checkpoint_every: int = 25) -> TunedLens:  # fmt: skip
     """Train and return a :class:`TunedLens` (its ``info`` holds the config and the results).
@@ -183,9 +166,9 @@ def train_tuned_lens(model: HookedModel, cfg: TrainConfig = TrainConfig(), conte
     lens = TunedLens.for_model(model, cfg.sublayers)
     final_hook = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
     hooks = [*lens.hooks, final_hook]
-    weight = model.hf.get_submodule(model.adapter.unembed).weight.detach()
+    weight = model.unembed.weight
     weight = weight.to(torch.bfloat16) if cfg.precision == "bfloat16" else weight
-    cap = model.cfg.logit_softcap
+    cap = model.unembed.softcap
     opt = torch.optim.AdamW([lens.weight, lens.bias], lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = min(cfg.steps, contexts.shape[0] // cfg.contexts_per_step)
     factor = lambda s: schedule_factor(s, steps, cfg.warmup_fraction)  # noqa: E731
@@ -218,36 +201,38 @@ def train_tuned_lens(model: HookedModel, cfg: TrainConfig = TrainConfig(), conte
     tail = max(1, steps // 10)
     seq = contexts.shape[1]
     try:
-        bar = tqdm(range(done, steps), desc="mechscope: training tuned lens", unit="step", disable=not progress,
-                   initial=done, total=steps)  # fmt: skip
-        for step in bar:
-            batch = contexts[step * cfg.contexts_per_step : (step + 1) * cfg.contexts_per_step]
-            rows = _run_rows(model, batch, hooks)
-            flat = {h: t.reshape(-1, t.shape[-1]) for h, t in rows.items()}  # [batch·seq, d]
-            non_bos = torch.arange(batch.numel()).view(batch.shape)[:, 1:].reshape(-1)
-            pick = non_bos[torch.randperm(non_bos.numel(), generator=gen)[: cfg.positions_per_step]].to(model.device)
-            if step == 0:  # bias unit: each row's residual RMS on the first batch
+        with flush_denormals(model.device):  # subnormals cost ~10x on Intel cores (per-thread, restored)
+            bar = tqdm(range(done, steps), desc="mechscope: training tuned lens", unit="step", disable=not progress,
+                       initial=done, total=steps)  # fmt: skip
+            for step in bar:
+                batch = contexts[step * cfg.contexts_per_step : (step + 1) * cfg.contexts_per_step]
                 with torch.no_grad():
-                    lens.scale.copy_(torch.stack([flat[h][pick].pow(2).mean().sqrt() for h in lens.hooks]))
-            with torch.no_grad():
-                p, entropy = _targets(model, flat[final_hook][pick])
-            opt.zero_grad(set_to_none=True)
-            step_kl = torch.zeros(n_tr)
-            for g0 in range(0, n_tr, cfg.translators_per_pass):
-                idx = torch.arange(g0, min(g0 + cfg.translators_per_pass, n_tr), device=model.device)
-                h = torch.stack([flat[lens.hooks[i]][pick] for i in idx.tolist()])  # [g, m, d]
-                normed = model.apply_final_norm(lens.translate_index(h, idx))
-                kl = _KLFromNormed.apply(normed, weight, p, entropy, cap)  # [g, m]
-                kl.mean(-1).sum().backward()
-                step_kl[idx.cpu()] = kl.detach().mean(-1).cpu()
-            opt.step()
-            sched.step()
-            history.append(float(step_kl.mean()))
-            if step >= steps - tail:
-                per_translator += step_kl / tail
-            bar.set_postfix(kl=f"{history[-1]:.3f}")
-            if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
-                save(step + 1)
+                    rows = model.collect(batch, hooks)  # stops after the last block: no logits
+                flat = {h: t.reshape(-1, t.shape[-1]) for h, t in rows.items()}  # [batch·seq, d]
+                non_bos = torch.arange(batch.numel()).view(batch.shape)[:, 1:].reshape(-1)
+                pick = non_bos[torch.randperm(non_bos.numel(), generator=gen)[: cfg.positions_per_step]].to(model.device)
+                if step == 0:  # bias unit: each row's residual RMS on the first batch
+                    with torch.no_grad():
+                        lens.scale.copy_(torch.stack([flat[h][pick].pow(2).mean().sqrt() for h in lens.hooks]))
+                with torch.no_grad():
+                    p, entropy = _targets(model, flat[final_hook][pick])
+                opt.zero_grad(set_to_none=True)
+                step_kl = torch.zeros(n_tr)
+                for g0 in range(0, n_tr, cfg.translators_per_pass):
+                    idx = torch.arange(g0, min(g0 + cfg.translators_per_pass, n_tr), device=model.device)
+                    h = torch.stack([flat[lens.hooks[i]][pick] for i in idx.tolist()])  # [g, m, d]
+                    normed = model.unembed.norm(lens.translate_index(h, idx))
+                    kl = _KLFromNormed.apply(normed, weight, p, entropy, cap)  # [g, m]
+                    kl.mean(-1).sum().backward()
+                    step_kl[idx.cpu()] = kl.detach().mean(-1).cpu()
+                opt.step()
+                sched.step()
+                history.append(float(step_kl.mean()))
+                if step >= steps - tail:
+                    per_translator += step_kl / tail
+                bar.set_postfix(kl=f"{history[-1]:.3f}")
+                if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+                    save(step + 1)
     finally:
         for p in frozen:
             p.requires_grad_(True)

@@ -14,8 +14,7 @@ from mechscope.data.packing import pack
 from mechscope.errors import ConfigError
 from mechscope.io import OutputPathError
 from mechscope.lens import checkpoint as ckpt
-from mechscope.lens import train as train_mod
-from mechscope.lens.train import TrainConfig, train_tuned_lens
+from mechscope.lens.train import TunedLensTrainConfig, train_tuned_lens
 from tests.tiny import TEXT, tiny_model, tiny_tokenizer
 
 STEPS = 9
@@ -28,23 +27,23 @@ class Killed(Exception):
 def setup(arch: str = "gemma3", precision: str = "float32", **over):
     model = tiny_model(arch)
     contexts = pack(tiny_tokenizer(), [Document(TEXT, "tiny")], seq_len=24).repeat(3, 1)[: STEPS * 2]
-    cfg = TrainConfig(tokens=contexts.numel(), corpus=CorpusConfig(seq_len=24), contexts_per_step=2,
+    cfg = TunedLensTrainConfig(tokens=contexts.numel(), corpus=CorpusConfig(seq_len=24), contexts_per_step=2,
                       positions_per_step=16, lr=3e-3, precision=precision, **over)  # fmt: skip
     assert cfg.steps == STEPS
     return model, contexts, cfg
 
 
-def kill_at(monkeypatch, step: int) -> None:
+def kill_at(monkeypatch, model, step: int) -> None:
     """Make the forward of training step ``step`` (0-based) raise."""
-    real, calls = train_mod._run_rows, {"n": 0}
+    real, calls = model.collect, {"n": 0}
 
-    def run_rows(*a, **k):
+    def collect(*a, **k):
         if calls["n"] == step:
             raise Killed
         calls["n"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(train_mod, "_run_rows", run_rows)
+    monkeypatch.setattr(model, "collect", collect)
 
 
 @pytest.mark.parametrize("arch,precision", [("gemma3", "float32"), ("gemma2", "bfloat16")])
@@ -56,13 +55,13 @@ def test_killed_and_resumed_run_ends_identical_to_an_uninterrupted_one(tmp_path,
 
     ck = tmp_path / "run.checkpoint"
     with monkeypatch.context() as m:  # killed during step 5: the checkpoint of step 4 survives
-        kill_at(m, 5)
+        kill_at(m, model, 5)
         with pytest.raises(Killed):
             train_tuned_lens(model, cfg, contexts=contexts, progress=False, checkpoint=ck, checkpoint_every=2)
     meta = json.loads((ck / ckpt.CHECKPOINT_FILE).read_text())
     assert meta["step"] == 4 and len(meta["history"]) == 4 and [p.name for p in ck.glob("state-*")] == [meta["tensors"]]
     with monkeypatch.context() as m:  # resumed at 4, killed again during (0-based) step 6: checkpoint of step 6
-        kill_at(m, 2)
+        kill_at(m, model, 2)
         with pytest.raises(Killed):
             train_tuned_lens(model, cfg, contexts=contexts, progress=False, checkpoint=ck, checkpoint_every=2)
     assert json.loads((ck / ckpt.CHECKPOINT_FILE).read_text())["step"] == 6
@@ -107,10 +106,10 @@ def test_another_config_model_or_text_is_refused_in_one_line(tmp_path, monkeypat
     model, contexts, cfg = setup()
     ck = tmp_path / "ck"
     with monkeypatch.context() as m:
-        kill_at(m, 3)
+        kill_at(m, model, 3)
         with pytest.raises(Killed):
             train_tuned_lens(model, cfg, contexts=contexts, progress=False, checkpoint=ck, checkpoint_every=2)
-    other_cfg = TrainConfig(**{**cfg.to_dict(), "lr": 1e-3})
+    other_cfg = TunedLensTrainConfig(**{**cfg.to_dict(), "lr": 1e-3})
     cases = [
         (model, other_cfg, contexts, r"another training setting lr=0\.003, not 0\.001: delete .* or pass --fresh"),
         (tiny_model("gemma3", seed=1), cfg, contexts, r"another model \(fingerprint [0-9a-f]+, this model is [0-9a-f]+\)"),

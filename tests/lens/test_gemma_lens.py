@@ -22,7 +22,7 @@ def test_output_row_is_the_model_distribution_and_rows_match_a_dense_reference(g
     torch.testing.assert_close(res.entropy[-1], -(logp.exp() * logp).sum(-1), atol=1e-4, rtol=0)
     _, cache = gemma.run_with_cache(PROMPT, names=[r.hook for r in lens_rows(18)])
     for r in (0, 9, 17):  # embedding, a middle row, the last before the output
-        lp = gemma.unembed(gemma.apply_final_norm(cache[res.rows[r].hook][0])).float().log_softmax(-1)
+        lp = gemma.unembed(cache[res.rows[r].hook][0]).float().log_softmax(-1)
         kl = (logp.exp() * (logp - lp)).sum(-1)
         torch.testing.assert_close(res.kl[r], kl, atol=1e-3, rtol=1e-4)
         assert torch.equal(res.top_ids[r, :, :10], lp.topk(10, -1).indices)

@@ -14,7 +14,7 @@ from mechscope.data.packing import pack
 from mechscope.errors import ConfigError, RunError
 from mechscope.lens.evaluate import evaluate_lenses
 from mechscope.lens.logit import logit_lens
-from mechscope.lens.train import TrainConfig, _KLFromNormed, schedule_factor, train_tuned_lens
+from mechscope.lens.train import TunedLensTrainConfig, _KLFromNormed, schedule_factor, train_tuned_lens
 from mechscope.io import MARKER_FILE, OutputPathError
 from mechscope.lens.tuned import (
     CONFIG_FILE,
@@ -136,7 +136,7 @@ def test_hand_written_kl_gradient_equals_autograd(cap):
 def test_training_lowers_kl_below_the_logit_lens_everywhere():
     model = tiny_model("gemma3")
     contexts = pack(tiny_tokenizer(), [Document(TEXT, "tiny")], seq_len=24)
-    cfg = TrainConfig(tokens=contexts.numel(), corpus=CorpusConfig(seq_len=24), contexts_per_step=1,
+    cfg = TunedLensTrainConfig(tokens=contexts.numel(), corpus=CorpusConfig(seq_len=24), contexts_per_step=1,
                       positions_per_step=16, lr=3e-3, precision="float32")  # fmt: skip
     lens = train_tuned_lens(model, cfg, contexts=contexts.repeat(6, 1), progress=False)
     result = lens.info["result"]
@@ -158,10 +158,10 @@ def test_evaluating_a_zero_lens_gives_equal_kl():
 
 
 def test_train_config_validates_and_roundtrips():
-    cfg = TrainConfig(tokens=4096, corpus=CorpusConfig(sources=("a.txt", "builtin"), seq_len=64))
-    assert TrainConfig(**cfg.to_dict()) == cfg and cfg.contexts == 64 and cfg.steps == 16
+    cfg = TunedLensTrainConfig(tokens=4096, corpus=CorpusConfig(sources=("a.txt", "builtin"), seq_len=64))
+    assert TunedLensTrainConfig(**cfg.to_dict()) == cfg and cfg.contexts == 64 and cfg.steps == 16
     for bad in ({"tokens": 10}, {"lr": 0}, {"positions_per_step": 10_000}, {"precision": "float16"},
                 {"contexts_per_step": 0}):  # fmt: skip
         with pytest.raises(ConfigError):
-            TrainConfig(**bad)
+            TunedLensTrainConfig(**bad)
     assert schedule_factor(0, 100, 0.1) == pytest.approx(0.1) and schedule_factor(99, 100, 0.1) == pytest.approx(1 / 90)
