@@ -18,6 +18,11 @@ from mechscope.errors import MechscopeError
 COMMANDS = ("info", "check", "run", "tour", "lens", "grok")
 
 
+DEFAULT_ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {}
+"""command -> (default action, all actions), for commands whose module sets ``DEFAULT_ACTION``:
+``mechscope lens PROMPT`` runs ``mechscope lens read PROMPT``."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mechscope",
@@ -35,13 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+        if hasattr(module, "DEFAULT_ACTION"):
+            DEFAULT_ACTIONS[name] = (module.DEFAULT_ACTION, module.ACTIONS)
     return parser
+
+
+def with_default_action(argv: list[str]) -> list[str]:
+    """Insert a command's default action when the word after the command is not one of its actions."""
+    if argv and argv[0] in DEFAULT_ACTIONS:
+        default, actions = DEFAULT_ACTIONS[argv[0]]
+        if len(argv) > 1 and argv[1] not in (*actions, "-h", "--help"):
+            return [argv[0], default, *argv[1:]]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("MECHSCOPE_LOG", "WARNING"), format="%(message)s")
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_action(list(sys.argv[1:] if argv is None else argv)))
     try:
         result = args.func(args)
     except MechscopeError as exc:

@@ -1,19 +1,21 @@
 """``mechscope lens``: the logit / tuned lens on every layer × position, and tuned-lens training.
 
-Three actions share one parser: the first positional is the prompt, unless it is exactly
-``train-tuned`` or ``eval-tuned``, which select those actions (options of the other actions are ignored).
+Actions are subcommands: ``read`` (the default: ``mechscope lens PROMPT`` is ``mechscope lens read
+PROMPT``), ``train-tuned`` and ``eval-tuned``. Training flags come from
+:class:`~mechscope.lens.train.TunedLensTrainConfig` and its corpus config, so defaults live there.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_json, load_model
 
-ACTIONS = ("train-tuned", "eval-tuned")
+ACTIONS = ("read", "train-tuned", "eval-tuned")
+DEFAULT_ACTION = "read"
+"""``mechscope lens PROMPT`` means ``mechscope lens read PROMPT`` (see :func:`mechscope.cli.main`)."""
 EXAMPLES = """\
   mechscope lens "The reliability of Wikipedia is very"
   mechscope lens "The capital of France is" --target " Paris" --json
@@ -23,59 +25,64 @@ EXAMPLES = """\
   mechscope lens eval-tuned --json                                       # ~4 min
   mechscope lens eval-tuned --tokens 8192 --png tuned_kl.png             # per-row KL, logit vs tuned
   mechscope lens "The reliability of Wikipedia is very" --lens tuned
-
-A first positional of exactly 'train-tuned' or 'eval-tuned' selects that action; anything else is the prompt."""
+Actions: read (default), train-tuned, eval-tuned; `mechscope lens ACTION --help` for each."""
+LENS_FILE_HELP = "tuned-lens directory (default: $MECHSCOPE_HOME/lenses/<model>-<fingerprint>/tuned)"
+CORPUS = {"sources": "--corpus"}
+CORPUS_HELP = {"sources": "'builtin' (offline, default) or .txt/.jsonl/.parquet files, directories, globs; repeatable"}
 
 
 def register(subparsers) -> None:
+    from mechscope.cli.config_args import add_config_args
+    from mechscope.data.corpus import CorpusConfig
+    from mechscope.lens.config import TunedLensTrainConfig
+
     p = add_parser(subparsers, "lens",
                    "Logit lens (or tuned lens) on every row × position: top-k with probabilities, entropy, KL to "
                    "the final distribution, rank of the next token. Also trains and evaluates tuned lenses.",
                    EXAMPLES)  # fmt: skip
-    p.add_argument("prompt", help="the prompt to read, or the action train-tuned / eval-tuned")
-    add_model_arg(p)
-    add_json_arg(p)
-    p.add_argument("--lens-file", type=Path, default=None,
-                   help="tuned-lens directory (default: $MECHSCOPE_HOME/lenses/<model>-<fingerprint>/tuned)")  # fmt: skip
-    p.add_argument("--sublayers", action="store_true",
-                   help="rows after attention and after the MLP of each block (train-tuned: also train those rows)")  # fmt: skip
-    g = p.add_argument_group("reading a prompt")
-    g.add_argument("--lens", choices=("logit", "tuned"), default="logit", help="which lens reads the rows")
-    g.add_argument("--top-k", type=int, default=10, help="tokens kept per cell")
-    g.add_argument("--position", type=int, default=-1, help="position for the top-k table and --vectors (-1 = last)")
-    g.add_argument("--target", action="append", default=None, metavar="TOKEN",
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    r = add_parser(actions, "read", "Read one prompt through the logit or tuned lens (the default action).",
+                   EXAMPLES.split("\n")[0])  # fmt: skip
+    r.add_argument("prompt", help="the prompt to read")
+    add_model_arg(r)
+    add_json_arg(r)
+    r.add_argument("--lens", choices=("logit", "tuned"), default="logit", help="which lens reads the rows")
+    r.add_argument("--lens-file", type=Path, default=None, help=LENS_FILE_HELP)
+    r.add_argument("--sublayers", action="store_true", help="rows after attention and after the MLP of each block")
+    r.add_argument("--top-k", type=int, default=10, help="tokens kept per cell")
+    r.add_argument("--position", type=int, default=-1, help="position for the top-k table and --vectors (-1 = last)")
+    r.add_argument("--target", action="append", default=None, metavar="TOKEN",
                    help="also track this token's probability and rank (exactly one token, e.g. ' Paris'); repeatable")  # fmt: skip
-    g.add_argument("--png", type=Path,
-                   help="write the heatmap + top-k panel as a PNG (eval-tuned: the per-row KL of both lenses)")  # fmt: skip
-    g.add_argument("--html", type=Path, help="write a self-contained interactive grid (hover a cell for its top-k)")
-    g.add_argument("--vectors", type=Path, help="write each row's residual vector at --position as a near-square image")
-    g.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the terminal grid")
-    t = p.add_argument_group("train-tuned / eval-tuned")
-    t.add_argument("--corpus", action="append", default=None, metavar="SOURCE",
-                   help="'builtin' (offline, default) or .txt/.jsonl/.parquet files, directories, globs; repeatable")  # fmt: skip
-    t.add_argument("--tokens", type=int, default=None,
-                   help="train-tuned: training tokens (default 204800); eval-tuned: held-out tokens (default 2048)")  # fmt: skip
-    t.add_argument("--seq-len", type=int, default=128, help="tokens per packed context (BOS included)")
-    t.add_argument("--positions-per-step", type=int, default=64, help="positions each translator trains on per step")
-    t.add_argument("--contexts-per-step", type=int, default=4, help="contexts per optimiser step")
-    t.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
-    t.add_argument("--precision", choices=("bfloat16", "float32"), default="bfloat16",
-                   help="precision of the training unembedding matmuls (evaluation is always float32)")  # fmt: skip
-    t.add_argument("--seed", type=int, default=0, help="seed for context order and position sampling")
-    t.add_argument("--out", type=Path, default=None, help="train-tuned: where to save (default: --lens-file's default)")
+    r.add_argument("--png", type=Path, help="write the heatmap + top-k panel as a PNG")
+    r.add_argument("--html", type=Path, help="write a self-contained interactive grid (hover a cell for its top-k)")
+    r.add_argument("--vectors", type=Path, help="write each row's residual vector at --position as a near-square image")
+    r.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the terminal grid")
+    r.set_defaults(func=read)
+
+    t = add_parser(actions, "train-tuned", "Train a tuned lens on a corpus (checkpointed; rerun to resume).",
+                   "\n".join(EXAMPLES.split("\n")[3:5]))  # fmt: skip
+    add_model_arg(t)
+    add_json_arg(t)
+    add_config_args(t, TunedLensTrainConfig, rename=CORPUS, help=CORPUS_HELP)
+    t.add_argument("--out", type=Path, default=None, help=f"where to save; default: {LENS_FILE_HELP.split('(default: ')[1][:-1]}")
     t.add_argument("--checkpoint-every", type=int, default=25, metavar="STEPS",
-                   help="train-tuned: checkpoint to OUT.checkpoint every this many steps and at the end; running the "
-                        "same command again resumes from it")  # fmt: skip
-    t.add_argument("--fresh", action="store_true", help="train-tuned: delete OUT.checkpoint and start from step 0")
-    p.set_defaults(func=run)
+                   help="checkpoint to OUT.checkpoint every this many steps and at the end; running the same command "
+                        "again resumes from it")  # fmt: skip
+    t.add_argument("--fresh", action="store_true", help="delete OUT.checkpoint (a training checkpoint) and start from step 0")
+    t.set_defaults(func=train)
 
-
-def run(args: argparse.Namespace) -> int:
-    if args.prompt == "train-tuned":
-        return train(args)
-    if args.prompt == "eval-tuned":
-        return evaluate(args)
-    return read(args)
+    e = add_parser(actions, "eval-tuned", "Compare the tuned lens with the logit lens on held-out text (KL per row).",
+                   "\n".join(EXAMPLES.split("\n")[5:7]))  # fmt: skip
+    add_model_arg(e)
+    add_json_arg(e)
+    e.add_argument("--lens-file", type=Path, default=None, help=LENS_FILE_HELP)
+    e.add_argument("--sublayers", action="store_true", help="also evaluate the after-attention rows")
+    e.add_argument("--tokens", type=int, default=2048, help="held-out tokens to evaluate on")
+    add_config_args(e, CorpusConfig, rename=CORPUS, help=CORPUS_HELP)
+    e.add_argument("--png", type=Path, help="write the per-row KL of both lenses as a PNG")
+    e.set_defaults(func=evaluate)
 
 
 def _tuned(args, model):
@@ -117,30 +124,22 @@ def read(args: argparse.Namespace) -> int:
     return 0
 
 
-def _corpus(args, default_tokens: int):
-    from mechscope.data.corpus import CorpusConfig
-
-    corpus = CorpusConfig(sources=tuple(args.corpus or ("builtin",)), seq_len=args.seq_len)
-    return corpus, args.tokens if args.tokens is not None else default_tokens
-
-
 def train(args: argparse.Namespace) -> int:
+    from mechscope.cli.config_args import config_from_args
     from mechscope.errors import ConfigError
-    from mechscope.lens.checkpoint import checkpoint_dir
-    from mechscope.lens.train import TunedLensTrainConfig, train_tuned_lens
+    from mechscope.lens.checkpoint import checkpoint_dir, remove_checkpoint
+    from mechscope.lens.config import TunedLensTrainConfig
+    from mechscope.lens.train import train_tuned_lens
     from mechscope.lens.tuned import default_lens_dir
 
-    corpus, tokens = _corpus(args, TunedLensTrainConfig.tokens)
-    cfg = TunedLensTrainConfig(tokens=tokens, corpus=corpus, contexts_per_step=args.contexts_per_step,
-                      positions_per_step=args.positions_per_step, lr=args.lr, sublayers=args.sublayers,
-                      precision=args.precision, seed=args.seed)  # fmt: skip
+    cfg = config_from_args(TunedLensTrainConfig, args)
     if args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be a positive number of steps, got {args.checkpoint_every}")
     model = load_model(args)
-    out = Path(args.out or args.lens_file or default_lens_dir(model)).expanduser()
+    out = Path(args.out or default_lens_dir(model)).expanduser()
     checkpoint = checkpoint_dir(out)
     if args.fresh:
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        remove_checkpoint(checkpoint)
     lens = train_tuned_lens(model, cfg, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
     out = lens.save(out)
     result = lens.info["result"]
@@ -158,10 +157,14 @@ def train(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from mechscope.data.corpus import corpus_contexts
+    from mechscope.cli.config_args import config_from_args
+    from mechscope.data.corpus import CorpusConfig, corpus_contexts
+    from mechscope.errors import ConfigError
     from mechscope.lens.evaluate import evaluate_lenses
 
-    corpus, tokens = _corpus(args, 2048)
+    if args.tokens < 1:
+        raise ConfigError(f"--tokens must be a positive number of held-out tokens, got {args.tokens}")
+    corpus, tokens = config_from_args(CorpusConfig, args), args.tokens
     model = load_model(args)
     lens = _tuned(args, model)
     contexts = corpus_contexts(model.tokenizer, corpus, "heldout", max_tokens=tokens)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from jaxtyping import Int
-from torch import Tensor
 
 from mechscope.data.documents import CorpusError, Document, dedupe, split
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
 
 BUILTIN = "builtin"
 

@@ -24,7 +24,7 @@ _LAZY = {
     "TunedLens": "mechscope.lens.tuned",
     "load_tuned_lens": "mechscope.lens.tuned",
     "default_lens_dir": "mechscope.lens.tuned",
-    "TunedLensTrainConfig": "mechscope.lens.train",
+    "TunedLensTrainConfig": "mechscope.lens.config",
     "train_tuned_lens": "mechscope.lens.train",
     "evaluate_lenses": "mechscope.lens.evaluate",
 }
@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from mechscope.lens.logit import logit_lens, tuned_lens
     from mechscope.lens.result import LensResult
     from mechscope.lens.rows import Row, lens_rows
-    from mechscope.lens.train import TunedLensTrainConfig, train_tuned_lens
+    from mechscope.lens.config import TunedLensTrainConfig
+    from mechscope.lens.train import train_tuned_lens
     from mechscope.lens.tuned import TunedLens, default_lens_dir, load_tuned_lens
 
 
