@@ -13,16 +13,18 @@ from mechscope.labs.grokking.analyze import SUMMARY_KEYS, analyze
 
 def test_analyze_summary_is_stable_and_consistent(grokked_run):
     result = analyze(grokked_run, progress=False, reuse=False)
-    s = result.summary
+    s, epochs = result.summary, result.run.config.epochs
     assert list(s) == list(SUMMARY_KEYS)
     json.dumps(s)  # JSON-safe
     assert s["p"] == 23 and s["final_train_acc"] == 1.0 and s["final_test_acc"] >= 0.99
     assert isinstance(s["epoch_train_acc_99"], int) and isinstance(s["epoch_test_acc_99"], int)
-    assert s["epoch_train_acc_99"] < s["epoch_test_acc_99"] <= 600
+    # grokking: the test set follows the train set well after it, and within the first half of the run,
+    # so the final checkpoint is ~1,000 epochs past it (margin against CPU-dependent rounding)
+    assert s["epoch_train_acc_99"] + 100 < s["epoch_test_acc_99"] <= epochs // 2
     assert 1 <= len(s["key_frequencies"]) <= 11
     assert all(1 <= k <= 11 for k in s["key_frequencies"])
     ph = s["phases"]
-    assert 0 <= ph["memorisation_end"] <= ph["circuit_formation_end"] <= ph["cleanup_end"] <= 600
+    assert 0 <= ph["memorisation_end"] <= ph["circuit_formation_end"] <= ph["cleanup_end"] <= epochs
     # after grokking the key frequencies alone do better than the model, and removing them hurts
     assert s["restricted_loss_final"] < s["excluded_loss_final"]
     assert s["excluded_loss_final"] > 1.0
