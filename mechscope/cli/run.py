@@ -48,6 +48,7 @@ def parse_interventions(text: str | None):
 
 def run(args) -> int:
     from mechscope.errors import ConfigError, OutOfRangeError
+    from mechscope.viz.tokens import visible
 
     interventions = parse_interventions(args.intervene)
     if args.generate < 0:
@@ -79,10 +80,10 @@ def run(args) -> int:
     if args.json:
         emit_json(result)
         return 0
-    print(" ".join(tokens))
+    print(" ".join(visible(t) for t in tokens))
     if interventions:
         print(f"interventions: {json.dumps(result['interventions'])}")
-    print(f"top-{args.top_k} next tokens after position {args.position} ({tokens[args.position]}):")
+    print(f"top-{args.top_k} next tokens after position {args.position} ({visible(tokens[args.position])}):")
     print("\n".join(format_top(model, top.values.tolist(), top.indices.tolist())))
     for name, s in hooks.items():
         print(f"{name:<34} shape {s['shape']}  at position {args.position}: |x| {s['norm']:.3g}  mean {s['mean']:.3g}"

@@ -30,7 +30,7 @@ def _section(title: str) -> str:
 
 def basics(model) -> tuple[list[str], dict]:
     from mechscope.cli.common import format_top
-    from mechscope.steer.coordinate import clamp_demo
+    from mechscope.tour.basics import clamp_demo
 
     res = clamp_demo(model, PROMPT)
     lines = [_section("1. Next-token prediction"), f"prompt: {PROMPT!r}  ({model.name})", "top-10 next tokens:"]
@@ -49,7 +49,7 @@ def basics(model) -> tuple[list[str], dict]:
 
 SECTIONS = {
     "basics": ("model", basics),
-    "lens": ("model", "mechscope.lens.tour:tour"),
+    "lens": ("model", "mechscope.tour.lens:tour"),
     "grokking": ("none", "mechscope.labs.grokking.tour:tour"),
 }
 

@@ -224,8 +224,9 @@ class HookedModel:
         return tokens.pad(seqs, pad_id, padding_side)
 
     def to_str_tokens(self, input: str | Sequence[int] | Tensor, prepend_bos: bool = True,
-                      visible: bool = True) -> list[str]:  # fmt: skip
-        """One prompt as its string tokens (spaces drawn as ␣ when ``visible``)."""
+                      visible: bool = False) -> list[str]:  # fmt: skip
+        """One prompt as its string tokens, each decoded on its own (``" very"``: the form of every
+        ``--json``); ``visible`` draws whitespace for human output (``␣very``)."""
         ids = input.flatten().tolist() if isinstance(input, Tensor) else input
         if isinstance(ids, str):
             ids = tokens.encode(self.tokenizer, ids, prepend_bos)
@@ -235,7 +236,7 @@ class HookedModel:
         """The id of ``text`` if it is exactly one token (e.g. ``" Paris"``); else a one-line error."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
-            shown = self.to_str_tokens(ids) if ids else []
+            shown = self.to_str_tokens(ids, visible=True) if ids else []
             raise PromptError(f"{text!r} is not a single token for this model (it is {len(ids)}: {shown})")
         return ids[0]
 

@@ -1,4 +1,4 @@
-"""Clamp one residual-stream coordinate and watch the next-token distribution move.
+"""The tour's first sections: next-token prediction, then clamping one residual-stream coordinate.
 
 This is the "neuron 1393" moment of the Dark Matter video, stated honestly: the edited quantity is one
 coordinate of ``blocks.{layer}.hook_mlp_out`` — a direction in the residual stream that the MLP writes

@@ -8,7 +8,7 @@ import torch
 
 from mechscope.lens.logit import logit_lens
 from mechscope.lens.rows import lens_rows
-from mechscope.lens.tour import DOUBT_WORDS, PNG_NAME, PROMPT, tour
+from mechscope.tour.lens import DOUBT_WORDS, PNG_NAME, PROMPT, tour
 
 pytestmark = pytest.mark.gemma
 

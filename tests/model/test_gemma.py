@@ -40,7 +40,8 @@ def test_exactly_one_bos(gemma):
     ids = gemma.to_tokens("The capital of France is").input_ids[0].tolist()
     assert ids[0] == gemma.tokenizer.bos_token_id == 2
     assert ids.count(2) == 1
-    assert gemma.to_str_tokens("The capital")[:3] == ["<bos>", "The", "␣capital"]
+    assert gemma.to_str_tokens("The capital")[:3] == ["<bos>", "The", " capital"]
+    assert gemma.to_str_tokens("The capital", visible=True)[2] == "␣capital"
 
 
 def test_cache_dir_hooks_and_shapes(gemma):

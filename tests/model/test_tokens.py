@@ -42,7 +42,8 @@ def test_exactly_one_bos():
 
 def test_visible_string_tokens():
     model = tiny_model("gpt2")
-    toks = model.to_str_tokens("The capital\nof")
+    assert "".join(model.to_str_tokens("The capital\nof")[1:]) == "The capital\nof"  # decoded strings by default
+    toks = model.to_str_tokens("The capital\nof", visible=True)
     assert toks[0] == "<bos>"
     assert "".join(toks[1:]).replace("␣", " ").replace("↵", "\n") == "The capital\nof"
     assert any(t.startswith("␣") for t in toks)
