@@ -77,7 +77,17 @@ def _clean(x: Any) -> Any:
 
 def analyze(run_dir: str | Path, seed: int | None = None, progress: bool = True, reuse: bool = True) -> Analysis:
     """Analyse one seed of the run in ``run_dir`` (default: its first seed). With ``reuse``, a saved
-    analysis of the same training step is read back instead of recomputed."""
+    analysis of the same training step is read back instead of recomputed.
+
+    Subnormal floats are flushed to zero meanwhile (CPU, this thread; ``runtime.flush_denormals``):
+    the late checkpoints' softmax outputs are full of them, and Intel cores handle them in microcode."""
+    from mechscope.runtime import flush_denormals
+
+    with flush_denormals():
+        return _analyze(run_dir, seed, progress, reuse)
+
+
+def _analyze(run_dir: str | Path, seed: int | None, progress: bool, reuse: bool) -> Analysis:
     run = Run.open(run_dir, seed)
     if reuse:
         cached = load_analysis(run)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mechscope.labs.grokking.analyze import Analysis
-from mechscope.labs.grokking.figures import new_figure, shade_phases
+from mechscope.labs.grokking.drawing import new_figure, shade_phases
 from mechscope.labs.grokking.figures_neurons import Snapshot, cluster_neurons, main_frequencies
 
 MAX_FRAMES = 60

@@ -167,6 +167,11 @@ def chunked_logits(params: Params, chunks: SeedChunks) -> Float[Tensor, "seed ba
     return torch.cat([fast_logits({n: w[sl] for n, w in params.items()}, batch) for sl, batch in chunks.chunks])
 
 
+def _flush_this_thread() -> None:
+    # a pool worker's own thread, discarded at close(): nothing to restore
+    torch.set_flush_denormal(True)
+
+
 class SeedPool:
     """Runs the seed groups of a :class:`SeedChunks` on several CPU threads at once.
 
@@ -177,10 +182,13 @@ class SeedPool:
     (which is what made two intra-op threads slower than one on a busy 2-core machine).
     """
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, flush_denormals: bool = True):
+        """``flush_denormals``: each worker thread flushes subnormal floats to zero for its whole life
+        (the flag is per thread; see ``mechscope.runtime.flush_denormals``)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mechscope-seed")
+        init = _flush_this_thread if flush_denormals else None
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="mechscope-seed", initializer=init)
 
     def close(self) -> None:
         self._pool.shutdown()

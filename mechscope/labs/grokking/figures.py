@@ -1,8 +1,10 @@
 """``mechscope grok figures``: the pictures of the paper and the video, as PNG (plus one GIF).
 
 Curves and spectra live here; neuron/logit/probe pictures in ``figures_neurons.py``; the animation
-in ``animation.py``. Figures are drawn on ``matplotlib.figure.Figure`` objects with the Agg canvas
-(no pyplot, no global backend change), so this works headless and inside notebooks.
+in ``animation.py``; the canvas, saving and phase shading they share in ``drawing.py`` (imports run
+drawing <- figures_neurons <- animation <- figures: no cycle). Figures are drawn on
+``matplotlib.figure.Figure`` objects with the Agg canvas (no pyplot, no global backend change), so
+this works headless and inside notebooks.
 """
 
 from __future__ import annotations
@@ -12,41 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from mechscope.labs.grokking import animation as anim
+from mechscope.labs.grokking import figures_neurons as fn
 from mechscope.labs.grokking.analyze import Analysis, analyze
-
-PHASE_COLOURS = (("memorisation", "#f6c89f"), ("circuit formation", "#b9d7f0"), ("cleanup", "#c3e6b4"))
-TRAIN, TEST, RESTRICTED, EXCLUDED = "#1f77b4", "#d62728", "#2ca02c", "#9467bd"
-
-
-def new_figure(width: float, height: float, layout: str | None = "constrained", dpi: int = 110) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    fig = Figure(figsize=(width, height), dpi=dpi, layout=layout)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp)
-    tmp.replace(path)
-    return path
-
-
-def shade_phases(ax, analysis: Analysis, label: bool = True, start: int = 1) -> None:
-    """Colour the three phases behind a plot whose x axis is epochs (log scale: ``start`` = 1)."""
-    ph = analysis.summary["phases"]
-    ends = [ph["memorisation_end"], ph["circuit_formation_end"], ph["cleanup_end"]]
-    bounds = [start, max(ends[0], start), ends[1], ends[2]]
-    for (name, colour), lo, hi, first, last in zip(PHASE_COLOURS, bounds[:-1], bounds[1:], [0, *ends[:2]], ends):
-        if hi > lo:
-            text = f"{name} ({first:,}–{last:,})" if label else None
-            ax.axvspan(lo, hi, color=colour, alpha=0.55, lw=0, label=text, zorder=0)
-
+from mechscope.labs.grokking.drawing import EXCLUDED, RESTRICTED, TEST, TRAIN, new_figure, save, shade_phases
 
 def _epochs_axis(ax, analysis: Analysis, log: bool = True) -> None:
     if log:
@@ -178,10 +151,19 @@ def write_figures(
     progress: bool = True,
     animation_frames: int = 60,
 ) -> list[Path]:
-    """Analyse the run if needed and write every figure; returns the paths written."""
-    from mechscope.labs.grokking import animation as anim
-    from mechscope.labs.grokking import figures_neurons as fn
+    """Analyse the run if needed and write every figure; returns the paths written.
 
+    Subnormal floats are flushed to zero meanwhile (CPU, this thread; ``runtime.flush_denormals``): the
+    neuron pictures and the animation run the model on every pair at many checkpoints."""
+    from mechscope.runtime import flush_denormals
+
+    with flush_denormals():
+        return _write_figures(run_dir, seed, out_dir, animation, progress, animation_frames)
+
+
+def _write_figures(
+    run_dir: str | Path, seed: int | None, out_dir: str | Path | None, animation: bool, progress: bool, animation_frames: int
+) -> list[Path]:
     analysis = analyze(run_dir, seed=seed, progress=progress)
     out = Path(out_dir) if out_dir is not None else analysis.run.seed_dir / "figures"
     snap = fn.Snapshot.of(analysis.run.weights())

@@ -14,7 +14,7 @@ import torch
 
 from mechscope.labs.grokking import fourier
 from mechscope.labs.grokking.analyze import Analysis
-from mechscope.labs.grokking.figures import new_figure, save
+from mechscope.labs.grokking.drawing import new_figure, save
 from mechscope.labs.grokking.measures import forward_all_pairs
 from mechscope.labs.grokking.model import Params
 

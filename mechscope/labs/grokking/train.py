@@ -136,6 +136,7 @@ def train(
     stop_at_test_acc: float | None = None,
     seeds_per_chunk: int | None = None,
     seed_workers: int | None = None,
+    flush_denormals: bool = True,
 ) -> TrainSummary:
     """Train (or resume) the run in ``out_dir``. ``cfg=None`` resumes with the saved config.
 
@@ -147,12 +148,38 @@ def train(
     ``seed_workers``: on CPU with several seed groups, how many groups run at once, each on one thread
     (``fast.SeedPool``; every seed stays bit-identical to training it alone on one thread). Default:
     ``torch.get_num_threads()`` capped at the number of groups; 1 keeps the plain sequential loop.
+    ``flush_denormals``: on CPU, treat subnormal floats as zero in the loop (``runtime.flush_denormals``,
+    on this thread and every seed worker). Once the loss is ~1e-6, softmax outputs and gradients fill
+    with subnormals that Intel cores handle in microcode (the fast recipe slowed from 16 to 1.8 epochs/s).
+    ``False`` exists to measure that cost (benchmarks/grok_late_slowdown.py); a run resumed with
+    another setting than it started with is no longer bit-identical to an uninterrupted one.
     """
+    from mechscope import runtime
+
+    device = torch.device(device)
+    if not flush_denormals:
+        return _train(cfg, out_dir, device, progress, max_epochs_this_session, stop_at_test_acc, seeds_per_chunk,
+                      seed_workers, False)  # fmt: skip
+    with runtime.flush_denormals(device) as flushing:
+        return _train(cfg, out_dir, device, progress, max_epochs_this_session, stop_at_test_acc, seeds_per_chunk,
+                      seed_workers, flushing)  # fmt: skip
+
+
+def _train(
+    cfg: TrainConfig | None,
+    out_dir: str | Path,
+    device: torch.device,
+    progress: bool,
+    max_epochs_this_session: int | None,
+    stop_at_test_acc: float | None,
+    seeds_per_chunk: int | None,
+    seed_workers: int | None,
+    flush: bool,
+) -> TrainSummary:
     run_dir = Path(out_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"--out {run_dir} exists and is not a directory")
     cfg = resolve_config(run_dir, cfg)
-    device = torch.device(device)
     data = Dataset.build(cfg)
     rundir.write_json(run_dir / rundir.CONFIG_FILE, {"format": "mechscope-grok-run/1", "config": cfg.to_dict()})
 
@@ -174,7 +201,7 @@ def train(
     workers = 1
     if device.type == "cpu" and len(train_batch.chunks) > 1:
         workers = min(len(train_batch.chunks), seed_workers or torch.get_num_threads())
-    pool = SeedPool(workers) if workers > 1 else None
+    pool = SeedPool(workers, flush_denormals=flush) if workers > 1 else None
     threads_before = torch.get_num_threads()
     if pool is not None:
         torch.set_num_threads(1)  # one intra-op thread per worker: no OpenMP barriers across seeds
