@@ -6,8 +6,8 @@ per-layer translators first (tuned lens).
     >>> print(res.table())                                                       # doctest: +SKIP
 
 Modules: ``rows`` (which snapshots), ``stream`` (chunked statistics), ``logit`` (the lens), ``result``
-(LensResult), ``tuned`` (TunedLens: translators, save/load), ``train`` / ``evaluate`` (tuned-lens
-training and held-out KL), ``tour`` (the Dark Matter walkthrough). Imports are lazy.
+(LensResult), ``tuned`` (TunedLens: translators, save/load), ``config`` / ``train`` / ``evaluate`` (tuned-lens
+training and held-out KL). The tour's walkthrough is :mod:`mechscope.tour.lens`. Imports are lazy.
 """
 
 from __future__ import annotations
