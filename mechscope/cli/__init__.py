@@ -66,4 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mechscope: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("mechscope: error: out of memory: ask for less (fewer tokens, a smaller batch or model)", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine said no: disk full, permission denied, a vanished file
+        if os.environ.get("MECHSCOPE_DEBUG"):
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"mechscope: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line, not a traceback; MECHSCOPE_DEBUG=1 shows it
+        if os.environ.get("MECHSCOPE_DEBUG"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"mechscope: internal error: {type(exc).__name__}: {first} (a bug in mechscope: please report it; "
+              "MECHSCOPE_DEBUG=1 shows the traceback)", file=sys.stderr)  # fmt: skip
+        return 3
     return int(result or 0)
