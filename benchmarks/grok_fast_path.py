@@ -34,7 +34,7 @@ def main() -> None:
 
     import torch
 
-    from mechscope.labs.grokking.config import TrainConfig
+    from mechscope.labs.grokking.config import GrokConfig
     from mechscope.labs.grokking.data import Dataset, tokens
     from mechscope.labs.grokking.fast import FastBatch, fast_logits
     from mechscope.labs.grokking.model import PARAM_NAMES, init_params, loss_and_accuracy, reference_forward
@@ -42,7 +42,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig.paper()
+    cfg = GrokConfig.paper()
     data = Dataset.build(cfg)
     idx = data.stacked_split(True)
     a, b, labels = data.a[idx], data.b[idx], data.labels[idx]

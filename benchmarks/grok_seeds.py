@@ -40,14 +40,14 @@ def main() -> None:
 
     import torch
 
-    from mechscope.labs.grokking.config import TrainConfig
+    from mechscope.labs.grokking.config import GrokConfig
     from mechscope.labs.grokking.data import Dataset
     from mechscope.labs.grokking.fast import SeedChunks, SeedPool, chunked_logits
     from mechscope.labs.grokking.model import PARAM_NAMES, init_params, loss_and_accuracy
     from mechscope.labs.grokking.optim import OptimizerState, adamw_step
 
     def make_step(n_seeds: int, threads: int, per_chunk: int = 1, workers: int = 1):
-        cfg = TrainConfig.paper(n_seeds=n_seeds)
+        cfg = GrokConfig.paper(n_seeds=n_seeds)
         data = Dataset.build(cfg)
         idx = data.stacked_split(True)
         batch = SeedChunks.build(data.a[idx], data.b[idx], cfg.model.p, cfg.model.n_heads, per_chunk)

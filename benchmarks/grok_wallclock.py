@@ -31,12 +31,12 @@ def reference_over_fast_step_ratio(repeats: int = 5) -> float:
     """Per-step time of the reference formulation over the fast path (paper setup, interleaved)."""
     import torch
 
-    from mechscope.labs.grokking.config import TrainConfig
+    from mechscope.labs.grokking.config import GrokConfig
     from mechscope.labs.grokking.data import Dataset, tokens
     from mechscope.labs.grokking.fast import FastBatch, fast_logits
     from mechscope.labs.grokking.model import PARAM_NAMES, init_params, loss_and_accuracy, reference_forward
 
-    cfg = TrainConfig.paper()
+    cfg = GrokConfig.paper()
     data = Dataset.build(cfg)
     idx = data.stacked_split(True)
     a, b, labels = data.a[idx], data.b[idx], data.labels[idx]
@@ -72,7 +72,7 @@ def main() -> None:
     import torch
 
     from mechscope.labs.grokking.analyze import analyze
-    from mechscope.labs.grokking.config import TrainConfig
+    from mechscope.labs.grokking.config import GrokConfig
     from mechscope.labs.grokking.train import train
 
     if args.threads:
@@ -81,7 +81,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory() if args.out is None else None
     out = Path(tmp.name) / "run" if tmp else args.out
     t0 = time.perf_counter()
-    summary = train(TrainConfig.from_recipe(args.recipe, seed=args.seed), out, device=args.device,
+    summary = train(GrokConfig.from_recipe(args.recipe, seed=args.seed), out, device=args.device,
                     progress=True, stop_at_test_acc=0.99 if stop else None)  # fmt: skip
     process_s = time.perf_counter() - t0
     wall = summary.wall_s_test_acc_99[0]

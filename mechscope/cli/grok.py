@@ -97,7 +97,7 @@ def _check_threads(threads: int | None) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mechscope.labs.grokking.config import ModelConfig, TrainConfig
+    from mechscope.labs.grokking.config import GrokConfig, GrokModelConfig
     from mechscope.labs.grokking.rundir import CONFIG_FILE, load_config
     from mechscope.labs.grokking.train import train
     from mechscope.runtime import cpu_threads, resolve_device
@@ -110,12 +110,12 @@ def _train(args: argparse.Namespace) -> int:
     }  # fmt: skip
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.p is not None:
-        overrides["model"] = ModelConfig(p=args.p)
+        overrides["model"] = GrokModelConfig(p=args.p)
     if (args.out / CONFIG_FILE).exists() and args.recipe is None:
         # re-running on a run directory resumes it; flags, if given, must match the saved config
         cfg = dataclasses.replace(load_config(args.out), **overrides) if overrides else None
     else:
-        cfg = TrainConfig.from_recipe(args.recipe or "paper", **overrides)
+        cfg = GrokConfig.from_recipe(args.recipe or "paper", **overrides)
     device = resolve_device(args.device)
     with cpu_threads(1 if args.threads is None else args.threads):
         summary = train(cfg, args.out, device=device, progress=not args.quiet, seed_workers=seed_workers)

@@ -3,7 +3,7 @@
 Reproduces Nanda et al. 2023, "Progress measures for grokking via mechanistic interpretability".
 Modules (import what you need; importing this package loads nothing heavy):
 
-    config      TrainConfig / ModelConfig, the paper and fast recipes
+    config      GrokConfig / GrokModelConfig, the paper and fast recipes
     data        all pairs, answers, seeded train/test split
     model       the one-layer transformer as plain tensors (seed axis), reference forward
     fast        the exact training fast path (tabulated attention, sparse mixing, seed chunks)
@@ -16,6 +16,7 @@ Modules (import what you need; importing this package loads nothing heavy):
     probe       sparse (Lasso) probe of the circle
     clock       a hand-built model that runs the clock algorithm
     analyze     everything above for one run; the stable --json summary
+    drawing     the canvas, atomic save and phase shading all pictures share
     figures, figures_neurons, animation   PNGs and the GIF
     tour        the `mechscope tour` section
 

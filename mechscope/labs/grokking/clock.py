@@ -24,11 +24,11 @@ import math
 import torch
 
 from mechscope.errors import ConfigError
-from mechscope.labs.grokking.config import ModelConfig
+from mechscope.labs.grokking.config import GrokModelConfig
 from mechscope.labs.grokking.model import Params, param_shapes
 
 
-def clock_params(cfg: ModelConfig, freqs: list[int], scale: float = 10.0) -> Params:
+def clock_params(cfg: GrokModelConfig, freqs: list[int], scale: float = 10.0) -> Params:
     """Weights (seed axis of size 1, float32) of a model implementing the clock algorithm for
     a + b mod p at the given frequencies. ``scale`` multiplies the logits."""
     p, n_freq = cfg.p, len(freqs)

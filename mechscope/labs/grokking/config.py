@@ -1,8 +1,8 @@
 """Configuration of a grokking run: the model shape and the training recipe.
 
 Both are small frozen dataclasses. The same objects are the CLI flags, the saved ``config.json``
-and the Python API. ``TrainConfig.paper()`` is the setup of Nanda et al. 2023 ("Progress measures for
-grokking via mechanistic interpretability"); ``TrainConfig.fast()`` is the accelerated recipe
+and the Python API. ``GrokConfig.paper()`` is the setup of Nanda et al. 2023 ("Progress measures for
+grokking via mechanistic interpretability"); ``GrokConfig.fast()`` is the accelerated recipe
 documented in docs/grokking.md (weight decay 5 instead of 1; the Grokfast-EMA gradient filter of
 Lee et al. 2024 is available as an option).
 """
@@ -23,7 +23,7 @@ RECIPES: tuple[str, ...] = ("paper", "fast")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class GrokModelConfig:
     """Shape of the one-layer, attention + MLP transformer (no LayerNorm, ReLU, untied embeddings)."""
 
     p: int = 113
@@ -67,10 +67,10 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class GrokConfig:
     """How a run is trained. ``paper()`` and ``fast()`` build the two documented recipes."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: GrokModelConfig = field(default_factory=GrokModelConfig)
     """Model shape (p lives here)."""
     operation: Operation = "add"
     """Which function of (a, b) mod p is learned."""
@@ -136,12 +136,12 @@ class TrainConfig:
 
     # ----------------------------------------------------------------- recipes
     @classmethod
-    def paper(cls, **overrides: Any) -> TrainConfig:
+    def paper(cls, **overrides: Any) -> GrokConfig:
         """Nanda et al. 2023: AdamW lr 1e-3, wd 1.0, betas (0.9, 0.98), 10-step warm-up, 40k epochs."""
         return cls(**{"recipe": "paper", **overrides})
 
     @classmethod
-    def fast(cls, **overrides: Any) -> TrainConfig:
+    def fast(cls, **overrides: Any) -> GrokConfig:
         """Accelerated recipe: the paper's setup with weight decay 5 instead of 1 and 2,000 epochs.
 
         Measured on seed 0 (docs/grokking.md): test accuracy 99 % at epoch 720 instead of 7,040, with
@@ -151,7 +151,7 @@ class TrainConfig:
         return cls(**{**base, **overrides})
 
     @classmethod
-    def from_recipe(cls, recipe: str, **overrides: Any) -> TrainConfig:
+    def from_recipe(cls, recipe: str, **overrides: Any) -> GrokConfig:
         if recipe == "paper":
             return cls.paper(**overrides)
         if recipe == "fast":
@@ -185,13 +185,13 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, d: dict[str, Any]) -> GrokConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"config.json has unknown fields: {', '.join(sorted(unknown))}")
         d = dict(d)
-        d["model"] = ModelConfig(**d.get("model", {}))
+        d["model"] = GrokModelConfig(**d.get("model", {}))
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return cls(**d)

@@ -12,7 +12,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from mechscope.labs.grokking.config import TrainConfig
+from mechscope.labs.grokking.config import GrokConfig
 
 
 def all_pairs(p: int) -> tuple[Int[Tensor, " batch"], Int[Tensor, " batch"]]:
@@ -65,7 +65,7 @@ class Dataset:
     """Training split per seed."""
 
     @classmethod
-    def build(cls, cfg: TrainConfig) -> Dataset:
+    def build(cls, cfg: GrokConfig) -> Dataset:
         p = cfg.model.p
         a, b = all_pairs(p)
         masks = torch.stack([train_mask(p, cfg.frac_train, s) for s in cfg.seeds])

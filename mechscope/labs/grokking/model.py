@@ -19,7 +19,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from mechscope.labs.grokking.config import ModelConfig
+from mechscope.labs.grokking.config import GrokModelConfig
 
 Params = dict[str, Tensor]
 
@@ -29,7 +29,7 @@ PARAM_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+def param_shapes(cfg: GrokModelConfig) -> dict[str, tuple[int, ...]]:
     """Shape of every weight of one model (without the seed axis)."""
     d, h, e, m = cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
     return {
@@ -47,7 +47,7 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     }
 
 
-def init_params(cfg: ModelConfig, seeds: list[int], dtype: torch.dtype = torch.float32) -> Params:
+def init_params(cfg: GrokModelConfig, seeds: list[int], dtype: torch.dtype = torch.float32) -> Params:
     """Initialise one model per seed, stacked on a leading ``seed`` axis.
 
     As in the paper's code: every matrix is ``randn / sqrt(d_model)`` except the unembedding,

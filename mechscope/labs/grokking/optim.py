@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from mechscope.labs.grokking.config import TrainConfig
+from mechscope.labs.grokking.config import GrokConfig
 
 
 @dataclass
@@ -73,7 +73,7 @@ def grokfast_filter(grads: dict[str, Tensor], state: OptimizerState, alpha: floa
 
 
 @torch.no_grad()
-def adamw_step(params: dict[str, Tensor], grads: dict[str, Tensor], state: OptimizerState, cfg: TrainConfig) -> None:
+def adamw_step(params: dict[str, Tensor], grads: dict[str, Tensor], state: OptimizerState, cfg: GrokConfig) -> None:
     """One AdamW update in place, at learning rate ``cfg.lr_at(state.step)``; increments the step."""
     if cfg.grokfast:
         grads = grokfast_filter(grads, state, cfg.grokfast_alpha, cfg.grokfast_lamb)

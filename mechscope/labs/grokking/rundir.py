@@ -2,7 +2,7 @@
 
 Layout of ``mechscope grok train --out DIR``::
 
-    DIR/config.json                   TrainConfig (the flags of the run)
+    DIR/config.json                   GrokConfig (the flags of the run)
     DIR/state.safetensors             latest training state: stacked weights, AdamW moments, Grokfast
                                       filter, step, and the logged metrics (one row per seed)
     DIR/progress.json                 human-readable summary: step, epochs, complete, wall-clock
@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from mechscope.errors import RunError
-from mechscope.labs.grokking.config import TrainConfig
+from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.model import PARAM_NAMES, param_shapes
 
 CONFIG_FILE = "config.json"
@@ -117,7 +117,7 @@ def save_checkpoint(run_dir: Path, seed: int, epoch: int, weights: dict[str, Ten
 
 
 # ------------------------------------------------------------------ loading a run
-def load_config(run_dir: Path) -> TrainConfig:
+def load_config(run_dir: Path) -> GrokConfig:
     if not run_dir.exists():
         raise RunError(f"run directory {run_dir} does not exist; create it with `mechscope grok train --out {run_dir}`")
     if not run_dir.is_dir():
@@ -126,7 +126,7 @@ def load_config(run_dir: Path) -> TrainConfig:
         raise RunError(f"{run_dir} is not a grokking run (no {CONFIG_FILE}); train one with `mechscope grok train --out {run_dir}`")
     data = read_json(run_dir / CONFIG_FILE)
     try:
-        return TrainConfig.from_dict(data["config"])
+        return GrokConfig.from_dict(data["config"])
     except (KeyError, TypeError) as exc:
         raise RunError(f"{run_dir / CONFIG_FILE} is corrupted (missing {exc}); delete the run and retrain") from None
 
@@ -137,7 +137,7 @@ class Run:
 
     dir: Path
     """The run directory (``--out`` of train)."""
-    config: TrainConfig
+    config: GrokConfig
     """The run's config."""
     seed: int
     """Which seed this view reads."""

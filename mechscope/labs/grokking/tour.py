@@ -12,7 +12,7 @@ def tour(out_dir: pathlib.Path) -> list[str]:
     stderr, analyse it, write the probe circle and a neuron crest PNG into ``out_dir``, and return the
     lines to print."""
     from mechscope.labs.grokking.analyze import analyze
-    from mechscope.labs.grokking.config import TrainConfig
+    from mechscope.labs.grokking.config import GrokConfig
     from mechscope.labs.grokking.figures_neurons import Snapshot, plot_neuron_crest, plot_probe_circle
     from mechscope.labs.grokking.rundir import CONFIG_FILE
     from mechscope.labs.grokking.train import train
@@ -20,7 +20,7 @@ def tour(out_dir: pathlib.Path) -> list[str]:
 
     out_dir = pathlib.Path(out_dir)
     run_dir = out_dir / RUN_NAME
-    cfg = None if (run_dir / CONFIG_FILE).exists() else TrainConfig.fast()
+    cfg = None if (run_dir / CONFIG_FILE).exists() else GrokConfig.fast()
     # one thread: with other processes on a 2-core machine, two OpenMP threads stalled on each other
     # (a training step took 5x longer than on one thread)
     with cpu_threads(1):

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mechscope.errors import ConfigError, RunError
-from mechscope.labs.grokking.config import TrainConfig
+from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.data import Dataset
 from mechscope.labs.grokking.fast import SeedChunks, SeedPool, chunked_logits
 from mechscope.labs.grokking.model import PARAM_NAMES, Params, init_params, loss_and_accuracy
@@ -63,11 +63,11 @@ class TrainSummary:
 class _State:
     """Everything a resume needs, as tensors (weights, optimizer, logged metrics)."""
 
-    def __init__(self, cfg: TrainConfig, params: Params, opt: OptimizerState, metrics: dict[str, torch.Tensor]):
+    def __init__(self, cfg: GrokConfig, params: Params, opt: OptimizerState, metrics: dict[str, torch.Tensor]):
         self.cfg, self.params, self.opt, self.metrics = cfg, params, opt, metrics
 
     @classmethod
-    def fresh(cls, cfg: TrainConfig, device: torch.device) -> _State:
+    def fresh(cls, cfg: GrokConfig, device: torch.device) -> _State:
         params = {n: w.to(device) for n, w in init_params(cfg.model, cfg.seeds).items()}
         n_seeds, n = cfg.n_seeds, cfg.epochs + 1
         n_eval = len(_eval_epochs(cfg))
@@ -91,7 +91,7 @@ class _State:
         rundir.write_safetensors(run_dir / rundir.STATE_FILE, tensors, {"format": "mechscope-grok-state/1"})
 
     @classmethod
-    def load(cls, cfg: TrainConfig, run_dir: Path, device: torch.device) -> _State:
+    def load(cls, cfg: GrokConfig, run_dir: Path, device: torch.device) -> _State:
         # clone: tensors read from a file may sit at unaligned addresses, and vectorised reductions
         # round differently on unaligned memory, which would break bit-identical resume.
         tensors = {k: v.clone() for k, v in rundir.read_safetensors(run_dir / rundir.STATE_FILE).items()}
@@ -107,12 +107,12 @@ class _State:
         return cls(cfg, params, opt, metrics)
 
 
-def _eval_epochs(cfg: TrainConfig) -> list[int]:
+def _eval_epochs(cfg: GrokConfig) -> list[int]:
     ckpts = rundir.checkpoint_epochs(cfg.epochs, cfg.n_checkpoints, cfg.n_log_checkpoints)
     return sorted(set(range(0, cfg.epochs + 1, cfg.eval_every)) | set(ckpts))
 
 
-def resolve_config(run_dir: Path, requested: TrainConfig | None) -> TrainConfig:
+def resolve_config(run_dir: Path, requested: GrokConfig | None) -> GrokConfig:
     """The config to train with: the saved one when resuming (a different request is an error)."""
     saved = rundir.load_config(run_dir) if (run_dir / rundir.CONFIG_FILE).exists() else None
     if saved is None:
@@ -128,7 +128,7 @@ def resolve_config(run_dir: Path, requested: TrainConfig | None) -> TrainConfig:
 
 
 def train(
-    cfg: TrainConfig | None,
+    cfg: GrokConfig | None,
     out_dir: str | Path,
     device: str | torch.device = "cpu",
     progress: bool = True,
@@ -166,7 +166,7 @@ def train(
 
 
 def _train(
-    cfg: TrainConfig | None,
+    cfg: GrokConfig | None,
     out_dir: str | Path,
     device: torch.device,
     progress: bool,
@@ -287,7 +287,7 @@ def _first_reaching(m: dict[str, torch.Tensor], i: int, threshold: float) -> tup
     return epoch, float(m["wall_s"][epoch])
 
 
-def _summary(run_dir: Path, cfg: TrainConfig, state: _State, s_per_epoch: float) -> TrainSummary:
+def _summary(run_dir: Path, cfg: GrokConfig, state: _State, s_per_epoch: float) -> TrainSummary:
     m, step = state.metrics, state.opt.step
     n = int(m["n_eval"])
     reach = [_first_reaching(m, i, 0.99) for i in range(cfg.n_seeds)]
@@ -305,7 +305,7 @@ def _summary(run_dir: Path, cfg: TrainConfig, state: _State, s_per_epoch: float)
     )
 
 
-def _write_progress(run_dir: Path, cfg: TrainConfig, state: _State) -> None:
+def _write_progress(run_dir: Path, cfg: GrokConfig, state: _State) -> None:
     step = state.opt.step
     wall = float(state.metrics["wall_s"][step - 1]) if step > 0 else 0.0
     rundir.write_json(

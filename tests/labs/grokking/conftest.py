@@ -7,9 +7,9 @@ import os
 import pytest
 import torch
 
-from mechscope.labs.grokking.config import ModelConfig, TrainConfig
+from mechscope.labs.grokking.config import GrokConfig, GrokModelConfig
 
-TINY = ModelConfig(p=23, d_model=32, n_heads=4, d_head=8, d_mlp=64)
+TINY = GrokModelConfig(p=23, d_model=32, n_heads=4, d_head=8, d_mlp=64)
 
 
 TEST_THREADS = int(os.environ.get("MECHSCOPE_TEST_THREADS", "1"))
@@ -27,18 +27,18 @@ def _test_threads():
 
 
 @pytest.fixture
-def tiny_cfg() -> TrainConfig:
+def tiny_cfg() -> GrokConfig:
     """Paper recipe on the tiny model, 60 epochs, a handful of checkpoints."""
-    return TrainConfig.paper(model=TINY, epochs=60, n_checkpoints=6, n_log_checkpoints=4, eval_every=5)
+    return GrokConfig.paper(model=TINY, epochs=60, n_checkpoints=6, n_log_checkpoints=4, eval_every=5)
 
 
 GROKKING_EPOCHS = 1500
 
 
-def _grokking_cfg(**overrides) -> TrainConfig:
+def _grokking_cfg(**overrides) -> GrokConfig:
     base = dict(model=TINY, epochs=GROKKING_EPOCHS, lr=3e-3, weight_decay=2.0, frac_train=0.8, n_checkpoints=30,
                 n_log_checkpoints=10)  # fmt: skip
-    return TrainConfig(**{**base, **overrides})
+    return GrokConfig(**{**base, **overrides})
 
 
 @pytest.fixture

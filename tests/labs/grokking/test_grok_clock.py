@@ -7,12 +7,12 @@ import torch
 
 from mechscope.labs.grokking import fourier
 from mechscope.labs.grokking.clock import clock_params
-from mechscope.labs.grokking.config import ModelConfig, TrainConfig
+from mechscope.labs.grokking.config import GrokConfig, GrokModelConfig
 from mechscope.labs.grokking.data import Dataset, all_pairs, tokens
 from mechscope.labs.grokking.measures import forward_all_pairs, measures_at
 from mechscope.labs.grokking.model import reference_forward
 
-CLOCK = ModelConfig(p=23, d_model=32, n_heads=4, d_head=8, d_mlp=96)
+CLOCK = GrokModelConfig(p=23, d_model=32, n_heads=4, d_head=8, d_mlp=96)
 FREQS = [3, 5, 8]
 
 
@@ -22,7 +22,7 @@ def clock():
 
 
 def test_clock_model_is_exact_and_restricted_loss_is_near_zero(clock):
-    data = Dataset.build(TrainConfig(model=CLOCK))
+    data = Dataset.build(GrokConfig(model=CLOCK))
     m = measures_at(clock, data, 0, FREQS, "add")
     assert m["train_acc"] == 1.0 and m["test_acc"] == 1.0
     assert m["restricted_loss"] < 1e-6  # the key-frequency terms alone solve the task
@@ -49,6 +49,6 @@ def test_clock_model_through_the_reference_forward(clock):
 def test_measures_on_a_random_model_do_not_look_like_a_clock():
     from mechscope.labs.grokking.model import init_params
 
-    data = Dataset.build(TrainConfig(model=CLOCK))
+    data = Dataset.build(GrokConfig(model=CLOCK))
     m = measures_at(init_params(CLOCK, [0]), data, 0, FREQS, "add")
     assert m["restricted_loss"] > 2.5 and m["test_acc"] < 0.2 and m["fve_fraction"] < 0.5

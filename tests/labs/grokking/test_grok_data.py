@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mechscope.labs.grokking.config import ModelConfig, TrainConfig
+from mechscope.labs.grokking.config import GrokConfig, GrokModelConfig
 from mechscope.labs.grokking.data import Dataset, all_pairs, answers, tokens, train_mask
 
 
@@ -28,7 +28,7 @@ def test_split_size_and_determinism():
 
 
 def test_stacked_splits_have_one_row_per_seed():
-    cfg = TrainConfig(model=ModelConfig(p=17), n_seeds=3, seed=4)
+    cfg = GrokConfig(model=GrokModelConfig(p=17), n_seeds=3, seed=4)
     ds = Dataset.build(cfg)
     assert ds.is_train.shape == (3, 289)
     assert torch.equal(ds.is_train[1], train_mask(17, 0.3, 5))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mechscope.labs.grokking.config import TrainConfig
+from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.data import Dataset, tokens
 from mechscope.labs.grokking.fast import (
     FastBatch,
@@ -20,7 +20,7 @@ from mechscope.labs.grokking.fast import (
 from mechscope.labs.grokking.model import PARAM_NAMES, init_params, loss_and_accuracy, reference_forward
 
 
-def _setup(cfg: TrainConfig, dtype, perturb: float = 0.3):
+def _setup(cfg: GrokConfig, dtype, perturb: float = 0.3):
     ds = Dataset.build(cfg)
     idx = ds.stacked_split(True)
     a, b, labels = ds.a[idx], ds.b[idx], ds.labels[idx]
@@ -40,7 +40,7 @@ def _losses(params, a, b, labels, toks, p, n_heads):
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_fast_equals_reference_values_and_gradients(tiny_cfg, dtype, tol):
-    cfg = TrainConfig.paper(model=tiny_cfg.model, n_seeds=2)
+    cfg = GrokConfig.paper(model=tiny_cfg.model, n_seeds=2)
     params, a, b, labels, toks = _setup(cfg, dtype)
     ref, fast, loss_ref, loss_fast = _losses(params, a, b, labels, toks, cfg.model.p, cfg.model.n_heads)
     assert (ref - fast).abs().max().item() <= tol * max(1.0, ref.abs().max().item())
@@ -53,7 +53,7 @@ def test_fast_equals_reference_values_and_gradients(tiny_cfg, dtype, tol):
 
 def test_fast_path_on_the_paper_model_fp32():
     """At the paper's size and initialisation, fp32 logits and gradients agree to 1e-5."""
-    cfg = TrainConfig.paper()
+    cfg = GrokConfig.paper()
     params, a, b, labels, toks = _setup(cfg, torch.float32, perturb=0.0)
     a, b, labels, toks = a[:, :400], b[:, :400], labels[:, :400], toks[:, :400]
     ref, fast, loss_ref, loss_fast = _losses(params, a, b, labels, toks, 113, 4)
@@ -65,7 +65,7 @@ def test_fast_path_on_the_paper_model_fp32():
 
 
 def test_stacked_seeds_equal_separate_models(tiny_cfg):
-    cfg = TrainConfig.paper(model=tiny_cfg.model, n_seeds=3)
+    cfg = GrokConfig.paper(model=tiny_cfg.model, n_seeds=3)
     params, a, b, _, _ = _setup(cfg, torch.float64)
     stacked = fast_logits(params, FastBatch.build(a, b, 23, 4))
     for i in range(3):
@@ -75,7 +75,7 @@ def test_stacked_seeds_equal_separate_models(tiny_cfg):
 
 
 def test_seed_chunks_give_the_stacked_result(tiny_cfg):
-    cfg = TrainConfig.paper(model=tiny_cfg.model, n_seeds=3)
+    cfg = GrokConfig.paper(model=tiny_cfg.model, n_seeds=3)
     params, a, b, _, _ = _setup(cfg, torch.float64)
     stacked = fast_logits(params, FastBatch.build(a, b, 23, 4))
     for per_chunk in (1, 2, 3):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from mechscope.labs.grokking.config import TrainConfig
+from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.optim import OptimizerState, adamw_step, grokfast_filter
 
 
 def test_adamw_step_equals_torch_adamw_with_lambdalr():
-    cfg = TrainConfig.paper(lr=3e-3, warmup_steps=4)
+    cfg = GrokConfig.paper(lr=3e-3, warmup_steps=4)
     gen = torch.Generator().manual_seed(0)
     ours = {"w": torch.randn(3, 5, generator=gen, dtype=torch.float64)}
     ref = torch.nn.Parameter(ours["w"].clone())

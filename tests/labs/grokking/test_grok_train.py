@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from mechscope.errors import ConfigError, RunError
 from mechscope.labs.grokking import rundir
-from mechscope.labs.grokking.config import TrainConfig
+from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.rundir import Run, checkpoint_epochs
 from mechscope.labs.grokking.train import train
 
@@ -39,7 +39,7 @@ def test_run_directory_layout(tmp_path, tiny_cfg):
 
 @pytest.mark.parametrize("stop_at", [1, 17, 44])
 def test_resume_is_bit_identical(tmp_path, tiny_cfg, stop_at):
-    cfg = TrainConfig.fast(model=tiny_cfg.model, epochs=60, n_checkpoints=6, n_log_checkpoints=4, n_seeds=2,
+    cfg = GrokConfig.fast(model=tiny_cfg.model, epochs=60, n_checkpoints=6, n_log_checkpoints=4, n_seeds=2,
                            grokfast_alpha=0.98, grokfast_lamb=2.0)  # fmt: skip
     train(cfg, tmp_path / "straight", progress=False)
     train(cfg, tmp_path / "resumed", progress=False, max_epochs_this_session=stop_at)
@@ -78,8 +78,8 @@ def test_resume_after_an_interrupt(tmp_path, tiny_cfg, monkeypatch):
 
 
 def test_stacked_seeds_train_like_single_seeds(tmp_path, tiny_cfg):
-    cfg2 = TrainConfig.paper(model=tiny_cfg.model, epochs=30, n_checkpoints=3, n_log_checkpoints=0, seed=5, n_seeds=2)
-    cfg1 = TrainConfig.paper(model=tiny_cfg.model, epochs=30, n_checkpoints=3, n_log_checkpoints=0, seed=6)
+    cfg2 = GrokConfig.paper(model=tiny_cfg.model, epochs=30, n_checkpoints=3, n_log_checkpoints=0, seed=5, n_seeds=2)
+    cfg1 = GrokConfig.paper(model=tiny_cfg.model, epochs=30, n_checkpoints=3, n_log_checkpoints=0, seed=6)
     train(cfg2, tmp_path / "both", progress=False)  # CPU default: one seed per chunk
     train(cfg2, tmp_path / "stacked", progress=False, seeds_per_chunk=2)  # both seeds in one fast-path call
     train(cfg1, tmp_path / "one", progress=False)
@@ -93,7 +93,7 @@ def test_stacked_seeds_train_like_single_seeds(tmp_path, tiny_cfg):
 
 
 def test_seeds_on_parallel_workers_are_bit_identical_to_sequential(tmp_path, tiny_cfg):
-    cfg = TrainConfig.paper(model=tiny_cfg.model, epochs=25, n_checkpoints=3, n_log_checkpoints=0, seed=2, n_seeds=3)
+    cfg = GrokConfig.paper(model=tiny_cfg.model, epochs=25, n_checkpoints=3, n_log_checkpoints=0, seed=2, n_seeds=3)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -115,7 +115,7 @@ def test_seeds_on_parallel_workers_are_bit_identical_to_sequential(tmp_path, tin
 def test_a_different_config_on_an_existing_run_is_refused(tmp_path, tiny_cfg):
     train(tiny_cfg, tmp_path / "run", progress=False, max_epochs_this_session=3)
     with pytest.raises(ConfigError, match="different config"):
-        train(TrainConfig.paper(model=tiny_cfg.model, epochs=61), tmp_path / "run", progress=False)
+        train(GrokConfig.paper(model=tiny_cfg.model, epochs=61), tmp_path / "run", progress=False)
 
 
 def test_missing_or_corrupted_runs_raise_run_error(tmp_path, tiny_cfg):
