@@ -15,7 +15,7 @@ import sys
 from mechscope.errors import MechscopeError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ("info", "check", "run", "tour", "lens", "grok")
+COMMANDS = ("info", "check", "run", "tour", "lens", "grok", "dla", "patch", "trace", "top-examples")
 
 
 DEFAULT_ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -33,10 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMANDS:
+        module_name = f"mechscope.cli.{name.replace('-', '_')}"  # top-examples lives in top_examples.py
         try:
-            module = importlib.import_module(f"mechscope.cli.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:  # a face that is not installed in this checkout
-            if exc.name == f"mechscope.cli.{name}":
+            if exc.name == module_name:
                 continue
             raise
         module.register(subparsers)

@@ -1,0 +1,53 @@
+"""``mechscope dla | patch | trace | top-examples`` on a tiny local model: JSON schemas, pictures,
+and bad input as one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mechscope.cli import main
+from tests.tiny import TEXT, tiny_hf, tiny_tokenizer
+
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny-gemma3")
+    tiny_hf("gemma3").save_pretrained(d)
+    tiny_tokenizer().save_pretrained(d)
+    return str(d)
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def last_line(err: str) -> str:
+    return err.replace("\r", "\n").strip().splitlines()[-1]
+
+
+def test_dla_json_and_png(capsys, tiny_dir, tmp_path):
+    png = tmp_path / "dla.png"
+    code, out, _ = run_cli(capsys, "dla", PROMPT, "--answer", " Paris", "--wrong", " reliability", "--model", tiny_dir,
+                           "--json", "--png", str(png))  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and png.stat().st_size > 1000
+    assert data["tokens"][0] == "<bos>" and abs(data["components_sum"] - data["total"]) < 1e-4
+    assert len(data["layers"]["attn"]) == 3 and len(data["heads"]) == 3 and len(data["heads"][0]) == 4
+    code, out, _ = run_cli(capsys, "dla", PROMPT, "--answer", " Paris", "--model", tiny_dir)
+    assert code == 0 and "sum of components" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dla", PROMPT, "--answer", " Parisxyzzy"], "is not a single token"),
+    (["dla", PROMPT, "--answer", " Paris", "--position", "40"], "position 40 out of range"),
+    (["dla", PROMPT, "--answer", " Paris", "--png", "out.txt"], "should end in .png"),
+])  # fmt: skip
+def test_dla_bad_input(capsys, tiny_dir, argv, message):
+    code, _, err = run_cli(capsys, *argv, "--model", tiny_dir)
+    assert code == 2 and message in last_line(err) and last_line(err).startswith("mechscope: error:")
