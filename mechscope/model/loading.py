@@ -80,16 +80,58 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
 
+TOKENIZER_CACHE = "tokenizers"
+"""Folder under ``$MECHSCOPE_HOME`` holding the fast-parsing copies of tokenizer.json files."""
+
+
+def fast_tokenizer_file(src: Path) -> Path:
+    """A copy of ``src`` (a tokenizer.json) that the tokenizers library parses ~20 % faster, or ``src``.
+
+    The BPE merges are written in the library's older ``"a b"`` string form instead of ``["a", "b"]``
+    pairs, which skips a costly pass of its JSON reader (Gemma's 515k merges: 0.99 → 0.78 s here); the
+    tokenizer built is the same (tests compare both serialisations). Only possible when no merged
+    piece contains a space, so other tokenizers get ``src`` back. The copy is cached as
+    ``$MECHSCOPE_HOME/tokenizers/<sha1 of src>.json``, keyed by content (30 ms to hash 33 MB), written
+    atomically; any failure falls back to ``src``.
+    """
+    from mechscope.io import atomic_write
+
+    try:
+        data = src.read_bytes()
+        dst = convert.home() / TOKENIZER_CACHE / f"{hashlib.sha1(data).hexdigest()}.json"
+        if dst.is_file():
+            return dst
+        spec = json.loads(data)
+        model = spec.get("model") if isinstance(spec, dict) else None
+        merges = model.get("merges") if isinstance(model, dict) and model.get("type") == "BPE" else None
+        if not merges or not all(isinstance(m, list) and len(m) == 2 and " " not in m[0] + m[1] for m in merges):
+            return src
+        model["merges"] = [f"{a} {b}" for a, b in merges]
+        atomic_write(dst, json.dumps(spec, ensure_ascii=False, separators=(",", ":")))
+        return dst
+    except (OSError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        log.debug("mechscope: no fast tokenizer copy of %s (%s)", src, exc)
+        return src
+
+
 def _load_tokenizer(where: Path | str):
     """Fast path for local directories: build the fast tokenizer straight from tokenizer.json (the
-    generic AutoTokenizer path deep-copies a 262k-entry tokenizer and takes ~3 s for Gemma)."""
+    generic AutoTokenizer path deep-copies a 262k-entry tokenizer and takes ~3 s for Gemma), read from
+    its fast-parsing copy (:func:`fast_tokenizer_file`)."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     if isinstance(where, Path) and (where / "tokenizer.json").is_file():
         cfg_path = where / "tokenizer_config.json"
         cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
         special = {k: cfg[k] for k in ("bos_token", "eos_token", "pad_token", "unk_token", "mask_token") if isinstance(cfg.get(k), str)}
-        return PreTrainedTokenizerFast(tokenizer_file=str(where / "tokenizer.json"), **special)
+        src = where / "tokenizer.json"
+        fast = fast_tokenizer_file(src)
+        if fast != src:
+            try:
+                return PreTrainedTokenizerFast(tokenizer_file=str(fast), **special)
+            except Exception as exc:  # noqa: BLE001 - a copy this tokenizers version cannot read: use the original
+                log.debug("mechscope: fast tokenizer copy %s unusable (%s)", fast, exc)
+        return PreTrainedTokenizerFast(tokenizer_file=str(src), **special)
     return AutoTokenizer.from_pretrained(where)
 
 

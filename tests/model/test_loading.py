@@ -152,3 +152,42 @@ def test_bad_device_is_refused_before_the_model_is_read(device, monkeypatch):
         pytest.skip("a machine with 100 GPUs")
     with pytest.raises(MechscopeError):
         mechscope.load("gemma-3-270m", device=device)
+
+
+def test_fast_tokenizer_copy_builds_the_same_tokenizer(tmp_path, monkeypatch):
+    from tokenizers import Tokenizer
+
+    from mechscope.model.loading import fast_tokenizer_file
+
+    monkeypatch.setenv("MECHSCOPE_HOME", str(tmp_path / "home"))
+    tiny_hf("llama").save_pretrained(tmp_path / "m")
+    tiny_tokenizer().save_pretrained(tmp_path / "m")
+    src = tmp_path / "m" / "tokenizer.json"
+    fast = fast_tokenizer_file(src)
+    assert fast.parent == tmp_path / "home" / "tokenizers" and fast_tokenizer_file(src) == fast  # cached
+    assert isinstance(json.loads(fast.read_text())["model"]["merges"][0], str)
+    a, b = Tokenizer.from_file(str(src)), Tokenizer.from_file(str(fast))
+    assert json.loads(a.to_str()) == json.loads(b.to_str())  # the very same tokenizer
+    model = mechscope.load(str(tmp_path / "m"), device="cpu")
+    assert model.tokenizer("hello world, again")["input_ids"] == tiny_tokenizer()("hello world, again")["input_ids"]
+    # a merge with a space cannot be written the fast way: the original is used
+    spec = json.loads(src.read_text())
+    spec["model"]["merges"][0] = ["a b", "c"]
+    src.write_text(json.dumps(spec))
+    assert fast_tokenizer_file(src) == src
+    src.write_text("{not json")
+    assert fast_tokenizer_file(src) == src
+
+
+@pytest.mark.gemma
+def test_gemma_fast_tokenizer_copy_is_the_same_tokenizer():
+    from tokenizers import Tokenizer
+
+    from mechscope.model.loading import fast_tokenizer_file, resolve
+
+    where, _ = resolve("gemma-3-270m")
+    src = where / "tokenizer.json"
+    fast = fast_tokenizer_file(src)
+    assert fast != src
+    a, b = Tokenizer.from_file(str(src)), Tokenizer.from_file(str(fast))
+    assert json.loads(a.to_str()) == json.loads(b.to_str())
