@@ -15,3 +15,15 @@ def test_tour_analyses_and_draws(tmp_path, grokked_run):
     assert (tmp_path / "grok_probe_circle.png").stat().st_size > 10_000
     assert (tmp_path / "grok_neuron_crest.png").stat().st_size > 10_000
     assert str(tmp_path / RUN_NAME) in lines[-1]
+
+
+def test_tour_run_is_the_fast_recipe_stopped_after_cleanup():
+    from mechscope.labs.grokking.config import GrokConfig
+    from mechscope.labs.grokking.tour import TOUR_EPOCHS, tour_config
+
+    cfg, fast = tour_config(), GrokConfig.fast()
+    assert cfg.recipe == "fast" and cfg.epochs == TOUR_EPOCHS < fast.epochs
+    # seed 0's cleanup ended at epoch 880 (Intel) and 1,030 (AMD) in full fast runs: stop past both
+    assert TOUR_EPOCHS >= 1_100
+    assert {**cfg.to_dict(), "epochs": 0, "n_checkpoints": 0, "n_log_checkpoints": 0} == {
+        **fast.to_dict(), "epochs": 0, "n_checkpoints": 0, "n_log_checkpoints": 0}  # otherwise the recipe itself
