@@ -51,3 +51,42 @@ def test_dla_json_and_png(capsys, tiny_dir, tmp_path):
 def test_dla_bad_input(capsys, tiny_dir, argv, message):
     code, _, err = run_cli(capsys, *argv, "--model", tiny_dir)
     assert code == 2 and message in last_line(err) and last_line(err).startswith("mechscope: error:")
+
+
+CLEAN, CORRUPT = "The capital of France is", "The capital of Wikipedia is"
+
+
+@pytest.mark.parametrize("method", ["exact", "attribution"])
+def test_patch_json_schema_and_png(capsys, tiny_dir, tmp_path, method):
+    png = tmp_path / "patch.png"
+    code, out, _ = run_cli(capsys, "patch", "--clean", CLEAN, "--corrupt", CORRUPT, "--answer", " Paris", "--wrong",
+                           " reliability", "--what", "resid,attn,mlp,heads", "--method", method, "--model", tiny_dir,
+                           "--json", "--png", str(png))  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and png.stat().st_size > 1000
+    assert isinstance(data["tokens"], list) and all(isinstance(t, str) for t in data["tokens"])
+    assert isinstance(data["clean_logit_diff"], float) and isinstance(data["corrupt_logit_diff"], float)
+    assert set(data["effects"]) == {"resid_pre", "attn_out", "mlp_out"}
+    for grid in data["effects"].values():
+        assert len(grid) == 3 and all(len(row) == len(data["tokens"]) for row in grid)
+    assert len(data["heads"]) == 3 and len(data["heads"][0]) == 4
+    assert data["method"] == method
+
+
+def test_patch_table(capsys, tiny_dir):
+    code, out, _ = run_cli(capsys, "patch", "--clean", CLEAN, "--corrupt", CORRUPT, "--answer", " Paris",
+                           "--model", tiny_dir)  # fmt: skip
+    assert code == 0 and "resid_pre" in out and "mlp_out" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--answer", " Parisxyzzy"], "is not a single token"),
+    (["--answer", " Paris", "--clean", "The capital of the France is"], "pass --align left|right"),
+    (["--answer", " Paris", "--what", "resid,neurons"], "--what takes"),
+])  # fmt: skip
+def test_patch_bad_input(capsys, tiny_dir, argv, message):
+    base = {"--clean": CLEAN, "--corrupt": CORRUPT}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        base[flag] = value
+    code, _, err = run_cli(capsys, "patch", *[x for kv in base.items() for x in kv], "--model", tiny_dir)
+    assert code == 2 and message in last_line(err) and last_line(err).startswith("mechscope: error:")
