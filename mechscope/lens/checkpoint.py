@@ -34,6 +34,8 @@ CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "mechscope-tuned-lens-checkpoint/1"
 ADAM_KEYS = ("exp_avg", "exp_avg_sq", "step")
 _STATE_RE = re.compile(r"^state-\d+\.safetensors$")
+_LABELS = frozenset({"model"})
+"""Identity keys that are labels (the model's name comes from its folder or file name), not compared."""
 
 
 def checkpoint_dir(out: str | Path) -> Path:
@@ -158,6 +160,8 @@ def load_checkpoint(directory: Path, identity: dict) -> TrainState | None:
     if meta.get("format") != FORMAT:
         raise CheckpointMismatchError(f"{path} is not a tuned-lens checkpoint (format {meta.get('format')!r}): {fix}")
     for key, want in identity.items():
+        if key in _LABELS:  # a name, not content: the same weights under another folder name still resume
+            continue
         have = meta.get(key)
         if have != want:
             raise CheckpointMismatchError(

@@ -160,3 +160,12 @@ def test_a_checkpoint_folder_holding_user_files_is_refused_and_kept(tmp_path):
     ckpt.remove_checkpoint(ours)
     assert not ours.exists()
     ckpt.remove_checkpoint(ours)  # absent: nothing to do
+
+
+def test_a_checkpoint_resumes_for_the_same_weights_under_another_name(tmp_path):
+    ck = tmp_path / "out.checkpoint"
+    ckpt.save_checkpoint(ck, {"model": "gemma-a", "fingerprint": "f00d"}, 2, {"x": torch.zeros(1)}, [0.5], 1.0, [])
+    state = ckpt.load_checkpoint(ck, {"model": "copy-of-gemma-a", "fingerprint": "f00d"})
+    assert state is not None and state.step == 2
+    with pytest.raises(ckpt.CheckpointMismatchError, match="another model"):
+        ckpt.load_checkpoint(ck, {"model": "gemma-a", "fingerprint": "beef"})
