@@ -166,8 +166,9 @@ def _is_temporary(name: str) -> bool:
 
 
 def _foreign_entries(directory: Path, marker: dict | None) -> list[str]:
-    """Entries of ``directory`` that its marker does not list (the user's), in sorted order."""
-    ours = set(marker["files"]) | {MARKER_FILE} if marker else set()
+    """Top-level entries of ``directory`` that its marker does not list (the user's), sorted. A folder
+    is listed when a file under it is (``seed_0/checkpoints/epoch_1.safetensors`` lists ``seed_0``)."""
+    ours = {str(n).split("/", 1)[0] for n in marker["files"]} | {MARKER_FILE} if marker else set()
     return sorted(p.name for p in directory.iterdir() if p.name not in ours and not _is_temporary(p.name))
 
 
@@ -181,8 +182,10 @@ def check_output_dir(path: str | os.PathLike, kind: str, *, force: bool = False)
     """
     path = Path(path).expanduser()
     resolved = path.resolve()
-    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
-        raise OutputPathError(f"refusing to write a {kind} into {path}: choose a new folder")
+    if resolved == Path(resolved.anchor) or resolved == Path.home().resolve() or resolved in Path.cwd().resolve().parents \
+            or resolved == Path.cwd().resolve():  # fmt: skip
+        raise OutputPathError(f"refusing to write a {kind} into {path} (the root, home, current or a parent folder): "
+                              "choose a new folder")  # fmt: skip
     if resolved.exists() or resolved.is_symlink():
         if not resolved.is_dir():
             raise OutputPathError(f"{path} exists and is not a folder: choose another output path for the {kind}")
@@ -329,14 +332,14 @@ def atomic_dir(directory: str | os.PathLike, kind: str, *, force: bool = False) 
     try:
         yield tmp
         if read_marker(tmp) is None:
-            names = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != MARKER_FILE)
+            names = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file() and p.name != MARKER_FILE)
             files = {n: {"size": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in names}
             marker = {"format": MARKER_FORMAT, "kind": kind, "version": 1, "fingerprint": None,
                       "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}  # fmt: skip
             (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=1) + "\n")
         elif read_marker(tmp).get("kind") != kind:
             raise ValueError(f"the marker written into {tmp} is not of kind {kind!r}")
-        for p in tmp.iterdir():
+        for p in tmp.rglob("*"):
             if p.is_file():
                 _fsync_file(p)
         _fsync_dir(tmp)

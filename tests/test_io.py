@@ -207,3 +207,22 @@ def test_atomic_dir_writes_a_marker_and_keeps_the_old_folder_on_failure(tmp_path
         raise RuntimeError("killed")
     assert (d / "shard-0.safetensors").read_bytes() == b"abc"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_nested_files_are_listed_and_the_current_folder_is_refused(tmp_path, monkeypatch):
+    d = tmp_path / "run"
+    with io.atomic_dir(d, "run") as tmp:
+        (tmp / "seed_0" / "checkpoints").mkdir(parents=True)
+        (tmp / "seed_0" / "checkpoints" / "epoch_1.safetensors").write_bytes(b"w")
+    assert "seed_0/checkpoints/epoch_1.safetensors" in io.verify_artifact(d, "run")["files"]
+    io.check_output_dir(d, "run")  # seed_0 is ours: the run may be replaced
+    (d / "seed_0" / "checkpoints" / "epoch_1.safetensors").write_bytes(b"x")
+    with pytest.raises(ArtifactError, match="checksum"):
+        io.verify_artifact(d, "run")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    with pytest.raises(OutputPathError, match="current or a parent"):
+        io.check_output_dir(".", "run")
+    with pytest.raises(OutputPathError, match="current or a parent"):
+        io.check_output_dir("..", "run")
