@@ -52,7 +52,7 @@ def main() -> None:
     from mechscope.labs.grokking.config import GrokConfig
     from mechscope.labs.grokking.rundir import STATE_FILE, read_safetensors
     from mechscope.labs.grokking.train import train
-    from mechscope.runtime import cpu_threads
+    from mechscope.runtime import cpu_model, cpu_threads
 
     overrides = {"seed": args.seed} | ({"epochs": args.epochs} if args.epochs else {})
     cfg = GrokConfig.fast(**overrides)
@@ -103,20 +103,6 @@ def main() -> None:
         versions=versions("torch"),
     )
     raise SystemExit(0 if passed else 1)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``lscpu``/``/proc/cpuinfo``), or the platform's processor string."""
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from _common import ROOT, emit, versions
 
+from mechscope.runtime import cpu_model
+
 # Tests that assert what training produces (accuracy reached, mechanism found, KL lowered), plus the
 # grokking tests around them (resume and seed-worker bit-identity, analysis, CLI).
 TESTS = ("tests/labs/grokking", "tests/cli/test_grok_cli.py", "tests/lens/test_tuned.py")
@@ -53,34 +55,21 @@ def run_tests(cap: str, threads: int, tests: list[str]) -> dict:
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - t0
-        failed, counts = [], {"passed": 0, "failed": 0, "skipped": 0}
+        failed, counts = [], {"n_passed": 0, "n_failed": 0, "n_skipped": 0}
         if report.exists():
             for case in ET.parse(report).getroot().iter("testcase"):
                 name = f"{case.get('classname')}::{case.get('name')}"
                 if case.find("failure") is not None or case.find("error") is not None:
-                    counts["failed"] += 1
+                    counts["n_failed"] += 1
                     failed.append(name)
                 elif case.find("skipped") is not None:
-                    counts["skipped"] += 1
+                    counts["n_skipped"] += 1
                 else:
-                    counts["passed"] += 1
-    ok = proc.returncode == 0 and not failed
+                    counts["n_passed"] += 1
+    ok = proc.returncode == 0 and not failed and counts["n_passed"] > 0
     if not ok:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-2000:])
     return {"passed": ok, **counts, "failed_tests": failed, "exit_code": proc.returncode, "seconds": round(seconds, 1)}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -96,14 +85,14 @@ def main() -> None:
         for threads in args.threads:
             row = {"cap": cap, "effective": got, "threads": threads}
             if got != cap:
-                row |= {"skipped": f"this CPU has no {cap} (torch falls back to {got})"}
+                row |= {"not_run": f"this CPU has no {cap} (torch falls back to {got})"}
             else:
                 print(f"kernel_sweep: ATEN_CPU_CAPABILITY={cap}, {threads} thread(s) ...", file=sys.stderr, flush=True)
                 row |= run_tests(cap, threads, args.tests)
                 status = f"ok, {row['seconds']} s" if row["passed"] else f"FAILED: {row['failed_tests']}"
                 print(f"kernel_sweep:   {status}", file=sys.stderr, flush=True)
             combos.append(row)
-    ran = [c for c in combos if "skipped" not in c]
+    ran = [c for c in combos if "not_run" not in c]
     passed = bool(ran) and all(c["passed"] for c in ran)
     emit(
         "kernel_sweep_training_outcomes",

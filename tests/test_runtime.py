@@ -122,3 +122,10 @@ def test_runtime_import_is_cheap():
     code = "import sys, mechscope.runtime; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_cpu_model_names_the_cpu():
+    from mechscope.runtime import cpu_model
+
+    name = cpu_model()
+    assert isinstance(name, str) and name and "\n" not in name

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mechscope.io import atomic_path
 from mechscope.labs.grokking.analyze import Analysis
 from mechscope.labs.grokking.drawing import new_figure, shade_phases
 from mechscope.labs.grokking.figures_neurons import Snapshot, cluster_neurons, main_frequencies
@@ -104,9 +105,7 @@ def write_animation(analysis: Analysis, path: Path, n_frames: int = MAX_FRAMES, 
         fig.draw_artist(title)
         rgba = np.asarray(fig.canvas.buffer_rgba())
         frames.append(Image.fromarray(rgba[..., :3].copy()).convert("P", palette=Image.Palette.ADAPTIVE, colors=128))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.gif")
     durations = [frame_ms] * (len(frames) - 1) + [1500]
-    frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".gif") as tmp:
+        frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=True)
     return path

@@ -29,11 +29,12 @@ def new_figure(width: float, height: float, layout: str | None = "constrained", 
 
 
 def save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp)
-    tmp.replace(path)
-    return path
+    """Save atomically (``mechscope.io.atomic_path``; the format follows the suffix)."""
+    from mechscope.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    return Path(path)
 
 
 def shade_phases(ax, analysis: Analysis, label: bool = True, start: int = 1) -> None:

@@ -10,16 +10,15 @@ Layout of ``mechscope grok train --out DIR``::
     DIR/seed_<S>/analysis.json        written by ``mechscope grok analyze``
     DIR/seed_<S>/measures.safetensors progress measures at every checkpoint (analyze)
 
-Every file is written to a temporary name and moved into place with ``os.replace``, so a kill leaves
-either the old or the new file, never half of one. Nothing is pickled.
+Every file is written through ``mechscope.io`` (a temporary name in the same folder, flushed to disk and
+moved into place with ``os.replace``), so a kill leaves either the old or the new file, never half of
+one. Nothing is pickled.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
 from mechscope.errors import RunError
+from mechscope.io import write_json, write_safetensors
 from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.model import PARAM_NAMES, param_shapes
 
@@ -44,36 +44,9 @@ CHECKPOINT_FORMAT = "mechscope-grok-checkpoint/1"
 _CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
 
 
-# ------------------------------------------------------------------ atomic writes
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-
-    _atomic(path, write)
-
-
-def write_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Write a safetensors file atomically (tensors are made contiguous and moved to the CPU)."""
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-
-
+# ------------------------------------------------------------------ files
+# The writers are mechscope.io's write_json / write_safetensors (imported above: temporary name in the
+# same folder, fsync, os.replace); the readers turn a missing or corrupted file into a RunError.
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())

@@ -13,6 +13,7 @@ from mechscope.labs.grokking import rundir
 from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.rundir import Run, checkpoint_epochs
 from mechscope.labs.grokking.train import train
+from mechscope.runtime import cpu_threads
 
 
 def test_checkpoint_schedule_is_log_plus_regular_and_at_least_200():
@@ -80,9 +81,12 @@ def test_resume_after_an_interrupt(tmp_path, tiny_cfg, monkeypatch):
 def test_stacked_seeds_train_like_single_seeds(tmp_path, tiny_cfg):
     cfg2 = GrokConfig.paper(model=tiny_cfg.model, epochs=30, n_checkpoints=3, n_log_checkpoints=0, seed=5, n_seeds=2)
     cfg1 = GrokConfig.paper(model=tiny_cfg.model, epochs=30, n_checkpoints=3, n_log_checkpoints=0, seed=6)
-    train(cfg2, tmp_path / "both", progress=False)  # CPU default: one seed per chunk
-    train(cfg2, tmp_path / "stacked", progress=False, seeds_per_chunk=2)  # both seeds in one fast-path call
-    train(cfg1, tmp_path / "one", progress=False)
+    # the promise is "bit-identical to training the seed alone on one thread" (MECHSCOPE_TEST_THREADS
+    # may be 2: a lone seed would then split its reductions over two threads, the seed workers never do)
+    with cpu_threads(1):
+        train(cfg2, tmp_path / "both", progress=False)  # CPU default: one seed per chunk
+        train(cfg2, tmp_path / "stacked", progress=False, seeds_per_chunk=2)  # both seeds in one fast-path call
+        train(cfg1, tmp_path / "one", progress=False)
     w_one = Run.open(tmp_path / "one").weights()
     w_both = Run.open(tmp_path / "both", seed=6).weights()
     w_stacked = Run.open(tmp_path / "stacked", seed=6).weights()
@@ -94,14 +98,10 @@ def test_stacked_seeds_train_like_single_seeds(tmp_path, tiny_cfg):
 
 def test_seeds_on_parallel_workers_are_bit_identical_to_sequential(tmp_path, tiny_cfg):
     cfg = GrokConfig.paper(model=tiny_cfg.model, epochs=25, n_checkpoints=3, n_log_checkpoints=0, seed=2, n_seeds=3)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with cpu_threads(1):
         train(cfg, tmp_path / "seq", progress=False, seed_workers=1)
         train(cfg, tmp_path / "par", progress=False, seed_workers=2)  # 3 seeds on 2 worker threads
         assert torch.get_num_threads() == 1  # restored after the pool
-    finally:
-        torch.set_num_threads(before)
     for seed in (2, 3, 4):
         w_seq, w_par = Run.open(tmp_path / "seq", seed=seed).weights(), Run.open(tmp_path / "par", seed=seed).weights()
         assert all(torch.equal(w_seq[n], w_par[n]) for n in w_seq), seed
