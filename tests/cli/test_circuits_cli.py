@@ -90,3 +90,29 @@ def test_patch_bad_input(capsys, tiny_dir, argv, message):
         base[flag] = value
     code, _, err = run_cli(capsys, "patch", *[x for kv in base.items() for x in kv], "--model", tiny_dir)
     assert code == 2 and message in last_line(err) and last_line(err).startswith("mechscope: error:")
+
+
+def test_trace_json_schema_and_png(capsys, tiny_dir, tmp_path):
+    png = tmp_path / "trace.png"
+    code, out, _ = run_cli(capsys, "trace", PROMPT, "--subject", "France", "--answer", " Paris", "--samples", "2",
+                           "--window", "2", "--model", tiny_dir, "--json", "--png", str(png))  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and png.stat().st_size > 1000
+    assert data["tokens"][data["subject_positions"][0]] == " France"
+    assert isinstance(data["clean_prob"], float) and isinstance(data["corrupted_prob"], float)
+    assert set(data["effects"]) == {"resid", "mlp", "attn"}
+    assert all(len(g) == 3 and len(g[0]) == len(data["tokens"]) for g in data["effects"].values())
+    code, out, _ = run_cli(capsys, "trace", PROMPT, "--subject", "France", "--answer", " Paris", "--samples", "1",
+                           "--model", tiny_dir)  # fmt: skip
+    assert code == 0 and "indirect effect" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([PROMPT, "--subject", "Germany", "--answer", " Paris"], "does not occur in the prompt"),
+    ([PROMPT, "--subject", "France", "--answer", " Parisxyzzy"], "is not a single token"),
+    ([PROMPT, "--subject", "France"], "give PROMPT, --subject and --answer"),
+    ([PROMPT, "--subject", "France", "--answer", " Paris", "--samples", "0"], "samples must be a positive integer"),
+])  # fmt: skip
+def test_trace_bad_input(capsys, tiny_dir, argv, message):
+    code, _, err = run_cli(capsys, "trace", *argv, "--model", tiny_dir)
+    assert code == 2 and message in last_line(err)
