@@ -13,7 +13,8 @@ checkpoint saves, which are denser early). Both must be <= 1.3 to pass.
 The cost of subnormals, measured in the same run: a copy of the state at 80 % is trained on for
 ``--no-flush-epochs`` epochs (default 100) with flushing off, and its median epoch is compared with the
 flushed run's median epoch over the same epochs (``no_flush_over_flush_late``) and with the first 20 %
-(``ratio_median_without_flush``). ``--no-flush-epochs 0`` skips it.
+(``ratio_median_without_flush``); ``same_results`` says how far the two drifted apart (train loss,
+test accuracy, weights at the last common checkpoint). ``--no-flush-epochs 0`` skips it.
 
     . .venv/bin/activate && python benchmarks/grok_late_slowdown.py        # ~3 min on 2 cores
 """
@@ -37,6 +38,31 @@ def epoch_times(run_dir: Path) -> np.ndarray:
 
     wall = read_safetensors(run_dir / STATE_FILE)["metrics.wall_s"].numpy()
     return np.diff(wall[~np.isnan(wall)])
+
+
+def same_results(run: Path, copy: Path, epoch: int) -> dict:
+    """How far the unflushed copy drifted from the flushed run after ``epoch`` updates (both trained from
+    the same state): train loss and test accuracy last logged, weights at the last checkpoint."""
+    import torch
+
+    from mechscope.labs.grokking.rundir import STATE_FILE, Run, read_safetensors
+
+    a, b = read_safetensors(run / STATE_FILE), read_safetensors(copy / STATE_FILE)
+    logged = epoch - 1  # a session stopped after `epoch` updates logged epochs up to epoch - 1
+    loss_a, loss_b = float(a["metrics.train_loss"][0, logged]), float(b["metrics.train_loss"][0, logged])
+    ev = int((b["metrics.eval_epoch"][: int(b["metrics.n_eval"])] <= logged).sum()) - 1
+    acc_a, acc_b = float(a["metrics.test_acc"][0, ev]), float(b["metrics.test_acc"][0, ev])
+    ckpt = max(e for e in Run.open(copy).epochs if e <= epoch)
+    wa, wb = Run.open(run).weights(ckpt), Run.open(copy).weights(ckpt)
+    rel = max(float((wa[n] - wb[n]).abs().max() / wa[n].abs().max().clamp_min(1e-30)) for n in wa)
+    return {
+        "logged_epoch": logged,
+        "train_loss_flush_vs_not": [loss_a, loss_b],
+        "test_acc_flush_vs_not": [acc_a, acc_b],
+        "checkpoint_epoch": ckpt,
+        "max_rel_weight_diff": rel,
+        "weights_bit_identical": all(torch.equal(wa[n], wb[n]) for n in wa),
+    }
 
 
 def main() -> None:
@@ -87,6 +113,7 @@ def main() -> None:
                 "late_ms_per_epoch_median": round(1e3 * float(np.median(slow)), 2),
                 "no_flush_over_flush_late": round(float(np.median(slow) / np.median(same)), 2),
                 "ratio_median_without_flush": round(float(np.median(slow) / np.median(first)), 2),
+                **same_results(run, copy, n - window + k),
             }
     passed = fields["ratio"] <= TARGET and fields["ratio_median"] <= TARGET
     emit(

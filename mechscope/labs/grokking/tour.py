@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import pathlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mechscope.labs.grokking.config import GrokConfig
 
 RUN_NAME = "grok-fast"
 TOUR_EPOCHS = 1_200
@@ -14,7 +18,7 @@ TOUR_CHECKPOINTS = (60, 20)
 the analysis ~70 s more; the tour draws no animation)."""
 
 
-def tour_config():
+def tour_config() -> GrokConfig:
     """``--recipe fast`` seed 0, stopped at :data:`TOUR_EPOCHS`, with fewer checkpoints."""
     from mechscope.labs.grokking.config import GrokConfig
 
