@@ -300,6 +300,12 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
     existing = directory.is_dir()
     old_marker = read_marker(directory) if existing else None
     if existing and _foreign_entries(directory, old_marker):  # only reachable with force: add our files in place
+        listed = set(old_marker["files"]) if old_marker else set()
+        clash = sorted(n for n in [*content, MARKER_FILE] if (directory / n).exists() and n not in listed
+                       and not (n == MARKER_FILE and old_marker))  # fmt: skip
+        if clash:
+            raise OutputPathError(f"{directory} already holds {', '.join(clash[:3])}, which mechscope did not write: "
+                                  f"move {'it' if len(clash) == 1 else 'them'} or choose another folder")  # fmt: skip
         for name, source in content.items():
             with atomic_path(directory / name) as tmp:
                 _write_source(tmp, source)

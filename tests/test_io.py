@@ -226,3 +226,16 @@ def test_nested_files_are_listed_and_the_current_folder_is_refused(tmp_path, mon
         io.check_output_dir(".", "run")
     with pytest.raises(OutputPathError, match="current or a parent"):
         io.check_output_dir("..", "run")
+
+
+def test_force_never_overwrites_a_users_file_of_the_same_name(tmp_path):
+    d = tmp_path / "mydocs"
+    d.mkdir()
+    (d / io.META_FILE).write_text("the user's own meta.json")
+    with pytest.raises(OutputPathError, match="meta.json"):
+        io.write_artifact(d, None, {"v": 1}, kind="k", fingerprint=None, force=True)
+    (d / io.META_FILE).rename(d / "other.json")
+    (d / io.MARKER_FILE).write_text("the user's own mechscope.json")
+    with pytest.raises(OutputPathError, match="mechscope.json"):
+        io.write_artifact(d, None, {"v": 1}, kind="k", fingerprint=None, force=True)
+    assert sorted(p.name for p in d.iterdir()) == [io.MARKER_FILE, "other.json"]
