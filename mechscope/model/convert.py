@@ -142,6 +142,8 @@ def convert_gguf(gguf_path: Path, cache_dir: Path, label: str) -> Path:
             return cache_dir
         if cache_dir.exists():
             log.warning("mechscope: cache %s is unusable (%s); re-converting from %s", cache_dir, problem, gguf_path)
+        if gguf_path.stat().st_size == 0:
+            raise CacheError(f"{gguf_path} is empty, not a GGUF model: copy or download it again")
         _adopt(cache_dir)
         steps = tqdm(total=4, desc=f"mechscope: converting {label} GGUF → {cache_dir} (one time, ~1 min)",
                      unit="step", leave=True)  # fmt: skip
@@ -149,14 +151,19 @@ def convert_gguf(gguf_path: Path, cache_dir: Path, label: str) -> Path:
             with atomic_dir(cache_dir, KIND) as tmp:
                 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-                steps.set_postfix_str("reading tokenizer")
-                tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-                steps.update()
-                steps.set_postfix_str("dequantising weights")
                 import torch
 
-                model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                             dtype=torch.float32)  # fmt: skip
+                try:
+                    steps.set_postfix_str("reading tokenizer")
+                    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+                    steps.update()
+                    steps.set_postfix_str("dequantising weights")
+                    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                                 dtype=torch.float32)  # fmt: skip
+                except (ValueError, KeyError, TypeError, IndexError, RuntimeError, OSError, EOFError) as exc:
+                    text = " ".join(str(exc).split())[:160] or type(exc).__name__
+                    raise CacheError(f"could not read {gguf_path} as a GGUF model ({type(exc).__name__}: {text}): "
+                                     "check the file, or copy or download it again") from None  # fmt: skip
                 steps.update()
                 steps.set_postfix_str("writing safetensors")
                 # A GGUF-loaded model refuses save_pretrained although its weights are plain fp32 now.

@@ -76,6 +76,12 @@ def resolve(spec: str) -> tuple[Path | str, str]:
     )
 
 
+def one_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's message as one short line (for errors that quote a library's message)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
 
@@ -156,6 +162,7 @@ def load(spec: str = "gemma-3-270m", device: str = "auto", dtype: str | None = N
     dtype: ``float32`` (default), ``bfloat16`` or ``float16`` (GPU only in practice).
     """
     import torch
+    from safetensors import SafetensorError
     from tqdm.auto import tqdm
 
     from mechscope.model.adapters import adapter_for
@@ -180,10 +187,18 @@ def load(spec: str = "gemma-3-270m", device: str = "auto", dtype: str | None = N
     hf_logging.disable_progress_bar()  # our own bar below says what is happening
     with tqdm(total=3, desc=f"mechscope: loading {label}", unit="step", leave=False) as bar:
         try:
-            config = AutoConfig.from_pretrained(where)
+            try:
+                config = AutoConfig.from_pretrained(where)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ModelSpecError(f"{where}/config.json is not a usable model config ({one_line(exc)}): point at a "
+                                     "Hugging Face model directory, or restore its config.json") from None  # fmt: skip
             adapter_for(config.model_type)  # fail fast, before reading weights
             bar.update()
-            model = AutoModelForCausalLM.from_pretrained(where, config=config, dtype=dtypes[dtype])
+            try:
+                model = AutoModelForCausalLM.from_pretrained(where, config=config, dtype=dtypes[dtype])
+            except (SafetensorError, ValueError, KeyError, RuntimeError) as exc:
+                raise ModelSpecError(f"the weights in {where} are unreadable ({type(exc).__name__}: {one_line(exc)}): "
+                                     "the file is truncated or corrupted; copy or download it again") from None  # fmt: skip
             bar.update()
             # A local tokenizer is built on first use (about a third of load() for Gemma); a hub one now,
             # while the network errors below still apply.
@@ -195,7 +210,7 @@ def load(spec: str = "gemma-3-270m", device: str = "auto", dtype: str | None = N
                     f"cannot fetch {where!r} from the Hugging Face hub ({type(exc).__name__}); check the name and the "
                     "network, set HF_HUB_OFFLINE=1 to stay offline, or pass a local directory"
                 ) from None
-            raise ModelSpecError(f"could not load {where}: {exc}") from None
+            raise ModelSpecError(f"could not load {where}: {one_line(exc)}") from None
         finally:
             if hf_bars:
                 hf_logging.enable_progress_bar()

@@ -191,3 +191,51 @@ def test_gemma_fast_tokenizer_copy_is_the_same_tokenizer():
     assert fast != src
     a, b = Tokenizer.from_file(str(src)), Tokenizer.from_file(str(fast))
     assert json.loads(a.to_str()) == json.loads(b.to_str())
+
+
+def _no_model_type(d):
+    cfg = json.loads((d / "config.json").read_text())
+    del cfg["model_type"]
+    (d / "config.json").write_text(json.dumps(cfg))
+
+
+def _weights_dir(d):
+    (d / "model.safetensors").unlink()
+    (d / "model.safetensors").mkdir()
+
+
+CORRUPT_DIRS = {
+    "config without model_type": _no_model_type,
+    "config garbage": lambda d: (d / "config.json").write_text("{garbage"),
+    "config a list": lambda d: (d / "config.json").write_text("[1, 2]"),
+    "weights truncated": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]),
+    "weights empty": lambda d: (d / "model.safetensors").write_bytes(b""),
+    "weights a directory": _weights_dir,
+    "tokenizer garbage": lambda d: (d / "tokenizer.json").write_text("{x"),
+}
+
+
+@pytest.mark.parametrize("damage", CORRUPT_DIRS)
+def test_a_corrupted_model_directory_is_one_line_and_left_untouched(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("MECHSCOPE_HOME", str(tmp_path / "home"))
+    d = tmp_path / "m"
+    tiny_hf("llama").save_pretrained(d)
+    tiny_tokenizer().save_pretrained(d)
+    CORRUPT_DIRS[damage](d)
+    before = {p.name: (p.read_bytes() if p.is_file() else None) for p in d.iterdir()}
+    with pytest.raises(ModelSpecError) as err:
+        mechscope.load(str(d), device="cpu").to_tokens("hello")
+    assert "\n" not in str(err.value)
+    assert {p.name: (p.read_bytes() if p.is_file() else None) for p in d.iterdir()} == before
+
+
+@pytest.mark.parametrize("content", [b"", b"GGUF" + bytes(range(256)) * 8, b"not a gguf at all"])
+def test_an_empty_or_garbage_gguf_is_one_line_and_leaves_no_cache(tmp_path, monkeypatch, content):
+    monkeypatch.setenv("MECHSCOPE_HOME", str(tmp_path / "home"))
+    g = tmp_path / "x.gguf"
+    g.write_bytes(content)
+    with pytest.raises(CacheError) as err:
+        mechscope.load(str(g), device="cpu")
+    assert "\n" not in str(err.value) and g.read_bytes() == content
+    models = tmp_path / "home" / "models"
+    assert not [p for p in models.iterdir() if p.is_dir()] if models.exists() else True
