@@ -34,6 +34,7 @@ CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "mechscope-tuned-lens-checkpoint/1"
 ADAM_KEYS = ("exp_avg", "exp_avg_sq", "step")
 _STATE_RE = re.compile(r"^state-\d+\.safetensors$")
+_REQUIRED = ("weight", "bias", "scale", "per_translator", "rng")
 _LABELS = frozenset({"model"})
 """Identity keys that are labels (the model's name comes from its folder or file name), not compared."""
 
@@ -154,8 +155,12 @@ def load_checkpoint(directory: Path, identity: dict) -> TrainState | None:
     fix = f"delete {directory} or pass --fresh to start over"
     try:
         meta = json.loads(path.read_text())
+        if not isinstance(meta, dict) or not _STATE_RE.match(str(meta.get("tensors"))):
+            raise ValueError("not a checkpoint record")
         tensors = load_file(str(directory / meta["tensors"]))
-    except (ValueError, OSError, KeyError, TypeError, SafetensorError) as exc:
+        if missing := [k for k in _REQUIRED if k not in tensors]:
+            raise KeyError(missing[0])
+    except (ValueError, OSError, KeyError, TypeError, SafetensorError, UnicodeDecodeError) as exc:
         raise CheckpointMismatchError(f"the checkpoint at {directory} is unreadable ({type(exc).__name__}): {fix}") from None
     if meta.get("format") != FORMAT:
         raise CheckpointMismatchError(f"{path} is not a tuned-lens checkpoint (format {meta.get('format')!r}): {fix}")
@@ -167,7 +172,12 @@ def load_checkpoint(directory: Path, identity: dict) -> TrainState | None:
             raise CheckpointMismatchError(
                 f"the checkpoint at {directory} was made with another {_what(key, have, want)}: {fix}"
             )
-    return TrainState(int(meta["step"]), tensors, list(meta["history"]), float(meta["seconds"]), list(meta["resumed"]))
+    try:
+        return TrainState(int(meta["step"]), tensors, [float(x) for x in meta["history"]], float(meta["seconds"]),
+                          [int(x) for x in meta["resumed"]])  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointMismatchError(f"the checkpoint at {directory} is corrupted ({type(exc).__name__} in "
+                                      f"{CHECKPOINT_FILE}): {fix}") from None  # fmt: skip
 
 
 def _what(key: str, have, want) -> str:

@@ -164,8 +164,37 @@ def test_a_checkpoint_folder_holding_user_files_is_refused_and_kept(tmp_path):
 
 def test_a_checkpoint_resumes_for_the_same_weights_under_another_name(tmp_path):
     ck = tmp_path / "out.checkpoint"
-    ckpt.save_checkpoint(ck, {"model": "gemma-a", "fingerprint": "f00d"}, 2, {"x": torch.zeros(1)}, [0.5], 1.0, [])
+    full = {k: torch.zeros(2) for k in ("weight", "bias", "scale", "per_translator")} | {"rng": torch.zeros(4, dtype=torch.uint8)}
+    ckpt.save_checkpoint(ck, {"model": "gemma-a", "fingerprint": "f00d"}, 2, full, [0.5], 1.0, [])
     state = ckpt.load_checkpoint(ck, {"model": "copy-of-gemma-a", "fingerprint": "f00d"})
     assert state is not None and state.step == 2
     with pytest.raises(ckpt.CheckpointMismatchError, match="another model"):
         ckpt.load_checkpoint(ck, {"model": "gemma-a", "fingerprint": "beef"})
+
+
+@pytest.mark.parametrize("damage", ["json-list", "tensors-path", "missing-step", "history-text", "missing-tensor",
+                                    "empty-state", "json-binary"])  # fmt: skip
+def test_a_corrupted_checkpoint_is_one_line(tmp_path, damage):
+    ck = tmp_path / "out.checkpoint"
+    ident = {"model": "m", "fingerprint": "f"}
+    full = {k: torch.zeros(2) for k in ("weight", "bias", "scale", "per_translator")} | {"rng": torch.zeros(4, dtype=torch.uint8)}
+    ckpt.save_checkpoint(ck, ident, 3, full, [0.5], 1.0, [])
+    meta_path = ck / ckpt.CHECKPOINT_FILE
+    meta = json.loads(meta_path.read_text())
+    if damage == "json-list":
+        meta_path.write_text("[1, 2]")
+    elif damage == "tensors-path":
+        meta_path.write_text(json.dumps({**meta, "tensors": "../../elsewhere.safetensors"}))
+    elif damage == "missing-step":
+        meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "step"}))
+    elif damage == "history-text":
+        meta_path.write_text(json.dumps({**meta, "history": "abc"}))
+    elif damage == "missing-tensor":
+        ckpt.save_checkpoint(ck, ident, 4, {"weight": torch.zeros(2)}, [0.5], 1.0, [])
+    elif damage == "empty-state":
+        (ck / meta["tensors"]).write_bytes(b"")
+    else:
+        meta_path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ckpt.CheckpointMismatchError) as err:
+        ckpt.load_checkpoint(ck, ident)
+    assert "\n" not in str(err.value) and "--fresh" in str(err.value)
