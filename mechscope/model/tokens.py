@@ -40,12 +40,26 @@ class Batch:
                      self.padding_side)  # fmt: skip
 
 
+def check_text(text: str) -> str:
+    """``text`` if it is valid Unicode; a prompt that came from bytes that are not UTF-8 (the command line
+    turns them into lone surrogates, ``"\\udcff"``) is refused with one line naming the first bad byte."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"character U+{ord(bad):04X}"
+        raise PromptError(f"the prompt is not valid UTF-8 text ({byte} at character {exc.start}): "
+                          "pass text, not binary data") from None  # fmt: skip
+    return text
+
+
 def encode(tokenizer, text: str, prepend_bos: bool = True) -> list[int]:
     """Token ids of one prompt, with exactly one BOS in front when ``prepend_bos`` and the tokenizer has one."""
     if not isinstance(text, str):
         raise PromptError(f"a prompt must be a string, got {type(text).__name__}")
     if not text:
         raise PromptError("the prompt is empty: give at least one character of text")
+    check_text(text)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     if prepend_bos and bos is not None and (not ids or ids[0] != bos):

@@ -71,3 +71,11 @@ def test_str_tokens_are_decoded_strings_and_display_has_one_home():
     assert "".join(raw[1:]) == "The capital\n\tof\r" and any(t.startswith(" ") for t in raw)
     assert str_tokens(model.tokenizer, ids, visible=True) == [visible(t) for t in raw]
     assert not hasattr(__import__("mechscope.model.tokens", fromlist=["x"]), "VISIBLE")
+
+
+@pytest.mark.parametrize("bad", [b"\xff\xfeabc".decode("utf-8", "surrogateescape"), "abc\ud800"])
+def test_a_prompt_that_is_not_utf8_is_one_line(bad):
+    model = tiny_model("llama")
+    with pytest.raises(PromptError, match="not valid UTF-8") as err:
+        model.to_tokens(bad)
+    assert "\n" not in str(err.value)
