@@ -116,3 +116,37 @@ def test_trace_json_schema_and_png(capsys, tiny_dir, tmp_path):
 def test_trace_bad_input(capsys, tiny_dir, argv, message):
     code, _, err = run_cli(capsys, "trace", *argv, "--model", tiny_dir)
     assert code == 2 and message in last_line(err)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    lines = [json.dumps({"text": s.strip() + f" ({i})"}) for i, s in enumerate(TEXT.split(". ") * 6) if s.strip()]
+    (d / "text.jsonl").write_text("\n".join(lines))
+    return str(d / "text.jsonl")
+
+
+def test_top_examples_json_and_html(capsys, tiny_dir, corpus, tmp_path):
+    html = tmp_path / "unit.html"
+    common = ["--corpus", corpus, "--seq-len", "16", "--tokens", "320", "--k", "3", "--model", tiny_dir,
+              "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+    code, out, _ = run_cli(capsys, "top-examples", "--hook", "blocks.1.mlp.hook_post", "--unit", "5", *common,
+                           "--json", "--html", str(html))  # fmt: skip
+    data = json.loads(out)
+    assert code == 0 and "<span" in html.read_text()
+    assert data["unit"] == 5 and len(data["top"]) == 3 and len(data["bottom"]) == 3 and not data["cached"]
+    ex = data["top"][0]
+    assert ex["tokens"][0] == "<bos>" and len(ex["tokens"]) == len(ex["activations"]) == 16
+    assert ex["activation"] == pytest.approx(ex["activations"][ex["position"]], abs=1e-4)
+    code, out, _ = run_cli(capsys, "top-examples", "--hook", "blocks.1.mlp.hook_post", "--unit", "6", *common)
+    assert code == 0 and "cached" in out and "top 3" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--hook", "blocks.1.mlp.hook_post", "--unit", "96"], "unit 96 out of range"),
+    (["--hook", "blocks.1.mlp.hook_poost", "--unit", "0"], "unknown hook name"),
+    (["--hook", "blocks.1.mlp.hook_post", "--unit", "0", "--k", "0"], "k must be a positive integer"),
+])  # fmt: skip
+def test_top_examples_bad_input(capsys, tiny_dir, argv, message, tmp_path):
+    code, _, err = run_cli(capsys, "top-examples", *argv, "--model", tiny_dir, "--cache-dir", str(tmp_path / "c"))
+    assert code == 2 and message in last_line(err)
