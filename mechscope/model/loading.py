@@ -43,13 +43,14 @@ def _embedded_gguf() -> Path:
     return Path(assemble())
 
 
-def resolve(spec: str) -> tuple[Path | str, str]:
+def resolve(spec: str, full_check: bool = False) -> tuple[Path | str, str]:
     """Turn a spec into (local directory, label), converting GGUFs into the cache when needed; hub ids
-    are returned as strings."""
+    are returned as strings. ``full_check`` hashes every cached file in full (``check --full``): a
+    cache changed behind its recorded mtime is found and rebuilt too."""
     spec = str(spec)
     if spec in EMBEDDED:
         cache_dir = convert.home() / "models" / EMBEDDED[spec]["cache"]
-        if convert.verify(cache_dir) is not None:
+        if convert.verify(cache_dir, full=full_check) is not None:
             convert.convert_gguf(_embedded_gguf(), cache_dir, spec)
         return cache_dir, spec
     path = Path(spec).expanduser()
@@ -63,7 +64,7 @@ def resolve(spec: str) -> tuple[Path | str, str]:
         st = path.stat()
         key = hashlib.blake2b(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode(), digest_size=5).hexdigest()
         cache_dir = convert.home() / "models" / f"{path.stem}-{key}"
-        if convert.verify(cache_dir) is not None:
+        if convert.verify(cache_dir, full=full_check) is not None:
             convert.convert_gguf(path, cache_dir, path.name)
         return cache_dir, path.stem
     if spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or spec.count("/") > 1:

@@ -239,3 +239,24 @@ def test_an_empty_or_garbage_gguf_is_one_line_and_leaves_no_cache(tmp_path, monk
     assert "\n" not in str(err.value) and g.read_bytes() == content
     models = tmp_path / "home" / "models"
     assert not [p for p in models.iterdir() if p.is_dir()] if models.exists() else True
+
+
+def test_full_check_rebuilds_a_cache_changed_behind_its_mtime(tmp_path, monkeypatch):
+    from mechscope.model import loading
+
+    d = _fake_cache(tmp_path)
+    monkeypatch.setattr(convert, "home", lambda: tmp_path)
+    (tmp_path / "models").mkdir()
+    d.rename(tmp_path / "models" / loading.EMBEDDED["gemma-3-270m"]["cache"])
+    d = tmp_path / "models" / loading.EMBEDDED["gemma-3-270m"]["cache"]
+    rebuilt = []
+    monkeypatch.setattr(loading, "_embedded_gguf", lambda: tmp_path / "x.gguf")
+    monkeypatch.setattr(convert, "convert_gguf", lambda g, c, label: rebuilt.append(c))
+    w = d / "model.safetensors"
+    st = w.stat()
+    data = bytearray(w.read_bytes())
+    data[len(data) // 2 + 12345] ^= 0xFF
+    w.write_bytes(bytes(data))
+    os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns))
+    loading.resolve("gemma-3-270m", full_check=True)
+    assert rebuilt == [d]
