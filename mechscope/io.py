@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -107,14 +108,23 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
     return path
 
 
-def finite_json(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, ±inf) replaced by None, so it dumps as strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+def finite_json(obj: Any, found: list[str] | None = None, where: str = "") -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) replaced by None, so it dumps as strict JSON.
+
+    With a list ``found``, the place of each replaced value is appended to it (``rows[3].kl``).
+    Floats of other types (numpy scalars) become Python floats.
+    """
+    if isinstance(obj, float) or (isinstance(obj, numbers.Real) and not isinstance(obj, (int, bool))):
+        value = float(obj)
+        if math.isfinite(value):
+            return value
+        if found is not None:
+            found.append(where or "$")
+        return None
     if isinstance(obj, dict):
-        return {k: finite_json(v) for k, v in obj.items()}
+        return {k: finite_json(v, found, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [finite_json(v) for v in obj]
+        return [finite_json(v, found, f"{where}[{i}]") for i, v in enumerate(obj)]
     return obj
 
 

@@ -239,3 +239,18 @@ def test_force_never_overwrites_a_users_file_of_the_same_name(tmp_path):
     with pytest.raises(OutputPathError, match="mechscope.json"):
         io.write_artifact(d, None, {"v": 1}, kind="k", fingerprint=None, force=True)
     assert sorted(p.name for p in d.iterdir()) == [io.MARKER_FILE, "other.json"]
+
+
+def test_finite_json_reports_where_and_emit_json_is_strict(capsys):
+    import numpy as np
+
+    from mechscope.cli.common import NON_FINITE_FIELD, emit_json
+
+    found = []
+    assert io.finite_json({"a": [1.0, float("nan")], "b": {"c": np.float32("inf")}, "d": 2}, found) == \
+        {"a": [1.0, None], "b": {"c": None}, "d": 2}  # fmt: skip
+    assert found == ["a[1]", "b.c"]
+    emit_json({"scale": float("nan"), "ok": True, "n": np.float32(1.5)})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"scale": None, "ok": True, "n": 1.5, NON_FINITE_FIELD: ["scale"]}
+    assert "NaN" not in out

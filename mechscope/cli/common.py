@@ -33,8 +33,20 @@ def add_json_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one machine-readable JSON object")
 
 
+NON_FINITE_FIELD = "non_finite"
+"""Added to a ``--json`` object that had NaN or ±inf values: where they were (they are printed as null)."""
+
+
 def emit_json(obj: Any) -> None:
-    json.dump(obj, sys.stdout, indent=None, separators=(", ", ": "))
+    """Print one strict JSON object: NaN and ±inf become ``null``, and a dict gains
+    :data:`NON_FINITE_FIELD` listing where they were (``["rows[3].kl"]``)."""
+    from mechscope.io import finite_json
+
+    found: list[str] = []
+    clean = finite_json(obj, found)
+    if found and isinstance(clean, dict):
+        clean[NON_FINITE_FIELD] = found
+    json.dump(clean, sys.stdout, indent=None, separators=(", ", ": "), allow_nan=False)
     sys.stdout.write("\n")
 
 
