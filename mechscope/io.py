@@ -359,6 +359,8 @@ def atomic_dir(directory: str | os.PathLike, kind: str, *, force: bool = False) 
             if p.is_file():
                 _fsync_file(p)
         _fsync_dir(tmp)
+        if directory.is_dir() and _foreign_entries(directory, read_marker(directory)):  # changed while we worked
+            raise OutputPathError(f"{directory} now holds files mechscope did not write: the {kind} was not saved there")
         if directory.is_dir() and any(directory.iterdir()):  # our own artifact of this kind: swap, then delete
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}{_TMP_TAG}old-", dir=directory.parent))
             os.replace(directory, old)

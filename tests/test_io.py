@@ -254,3 +254,13 @@ def test_finite_json_reports_where_and_emit_json_is_strict(capsys):
     out = capsys.readouterr().out
     assert json.loads(out) == {"scale": None, "ok": True, "n": 1.5, NON_FINITE_FIELD: ["scale"]}
     assert "NaN" not in out
+
+
+def test_a_folder_that_gains_user_files_while_we_work_is_not_replaced(tmp_path):
+    d = tmp_path / "out"
+    d.mkdir()
+    with pytest.raises(OutputPathError, match="now holds"), io.atomic_dir(d, "k") as tmp:
+        (tmp / "a.bin").write_bytes(b"ours")
+        (d / "notes.txt").write_text("written by the user meanwhile")
+    assert [p.name for p in d.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
