@@ -280,8 +280,8 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
                    meta_file: str = META_FILE, force: bool = False) -> Path:  # fmt: skip
     """Write an artifact directory atomically; returns it.
 
-    ``tensors`` go to ``tensors_file`` (safetensors), ``meta`` to ``meta_file`` (strict JSON: non-finite floats become ``null``), each
-    ``files`` entry to its name. The marker lists every file with its size and SHA-256, the ``kind``,
+    ``tensors`` go to ``tensors_file`` (safetensors), ``meta`` to ``meta_file`` (strict JSON: non-finite
+    floats become ``null``), each ``files`` entry to its name. The marker lists every file with its size and SHA-256, the ``kind``,
     ``version`` and model ``fingerprint``. The directory is built under a temporary sibling and renamed
     into place; a previous artifact of the same kind there is replaced only after the new one is
     complete. The rules of :func:`check_output_dir` apply (a user's folder is refused, or with ``force``
@@ -301,11 +301,7 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
             raise ValueError(f"invalid artifact file name {name!r}")
 
     def marker_for(root: Path) -> dict:
-        return {
-            "format": MARKER_FORMAT, "kind": kind, "version": version, "fingerprint": fingerprint,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "files": {n: {"size": (root / n).stat().st_size, "sha256": sha256_file(root / n)} for n in sorted(content)},
-        }  # fmt: skip
+        return marker(kind, _file_records(root, sorted(content)), fingerprint=fingerprint, version=version)
 
     existing = directory.is_dir()
     old_marker = read_marker(directory) if existing else None
@@ -349,10 +345,7 @@ def atomic_dir(directory: str | os.PathLike, kind: str, *, force: bool = False) 
         yield tmp
         if read_marker(tmp) is None:
             names = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file() and p.name != MARKER_FILE)
-            files = {n: {"size": (tmp / n).stat().st_size, "sha256": sha256_file(tmp / n)} for n in names}
-            marker = {"format": MARKER_FORMAT, "kind": kind, "version": 1, "fingerprint": None,
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}  # fmt: skip
-            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=1) + "\n")
+            (tmp / MARKER_FILE).write_text(json.dumps(marker(kind, _file_records(tmp, names)), indent=1) + "\n")
         elif read_marker(tmp).get("kind") != kind:
             raise ValueError(f"the marker written into {tmp} is not of kind {kind!r}")
         for p in tmp.rglob("*"):
@@ -376,6 +369,10 @@ def atomic_dir(directory: str | os.PathLike, kind: str, *, force: bool = False) 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(directory.parent)
+
+
+def _file_records(root: Path, names: list[str]) -> dict[str, dict]:
+    return {n: {"size": (root / n).stat().st_size, "sha256": sha256_file(root / n)} for n in names}
 
 
 def marker(kind: str, files: dict[str, dict], *, fingerprint: str | None = None, version: int = 1, **extra) -> dict:
