@@ -20,6 +20,8 @@ Operation = Literal["add", "subtract", "multiply"]
 Recipe = Literal["paper", "fast", "custom"]
 OPERATIONS: tuple[str, ...] = ("add", "subtract", "multiply")
 RECIPES: tuple[str, ...] = ("paper", "fast")
+MAX_MEMORY_BYTES = 16 << 30
+"""Largest run :attr:`GrokConfig.memory_bytes` accepts (a run past it is refused before it starts)."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,13 @@ class GrokConfig:
             raise ConfigError(f"grokfast alpha must lie in [0, 1), got {self.grokfast_alpha!r}")
         if self.grokfast_lamb < 0:
             raise ConfigError(f"grokfast lamb must be >= 0, got {self.grokfast_lamb!r}")
+        need = self.memory_bytes
+        if need > MAX_MEMORY_BYTES:
+            raise ConfigError(
+                f"this run would need about {need / 2**30:,.1f} GiB of memory (limit {MAX_MEMORY_BYTES / 2**30:.0f} GiB: "
+                f"logs of {self.epochs:,} epochs, {self.model.p}² pairs, {self.n_seeds} seed(s)): ask for fewer "
+                "--epochs, a smaller --p or fewer seeds"
+            )
 
     # ----------------------------------------------------------------- recipes
     @classmethod
@@ -167,6 +176,18 @@ class GrokConfig:
     def n_train(self) -> int:
         """Number of training pairs (the paper's ``int(frac * p * p)``)."""
         return int(self.frac_train * self.model.p**2)
+
+    @property
+    def memory_bytes(self) -> int:
+        """What a run holds in memory, estimated before it starts: the per-epoch logs (float64 train
+        loss/accuracy per seed and wall-clock), the evaluation schedule, the dataset and the full-batch
+        activations and gradients (logits dominate: pairs × vocabulary)."""
+        m, seeds = self.model, self.n_seeds
+        logs = (2 * seeds + 1) * 8 * (self.epochs + 1)
+        evals = (self.epochs // self.eval_every + 1 + self.n_checkpoints + self.n_log_checkpoints) * (100 + 24 * seeds)
+        data = m.p**2 * 4 * 8
+        acts = seeds * m.p**2 * 4 * (4 * m.d_vocab_out + 3 * m.d_mlp + 12 * m.d_model + 3 * m.n_heads * 3)
+        return logs + evals + data + acts
 
     @property
     def grokfast(self) -> bool:

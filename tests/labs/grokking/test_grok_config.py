@@ -73,3 +73,15 @@ def test_a_run_directory_from_before_the_rename_still_loads(tmp_path):
         '"eval_every": 10, "recipe": "fast"}}'
     )
     assert load_config(tmp_path) == GrokConfig.fast(seed=2)
+
+
+def test_runs_too_big_for_memory_are_refused_before_they_start():
+    """``--epochs 10**12`` once grew to 23.7 GB before the kernel killed it; now it is one line."""
+    from mechscope.labs.grokking.config import MAX_MEMORY_BYTES, GrokConfig, GrokModelConfig
+
+    assert GrokConfig.paper(n_seeds=4).memory_bytes < 1 << 30  # the real recipes are far below the limit
+    for kw in (dict(epochs=10**12), dict(model=GrokModelConfig(p=3000)), dict(n_seeds=10**6)):
+        with pytest.raises(ConfigError, match=r"GiB of memory \(limit 16 GiB") as err:
+            GrokConfig.paper(**kw)
+        assert "\n" not in str(err.value)
+    assert MAX_MEMORY_BYTES == 16 << 30
