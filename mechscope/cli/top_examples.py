@@ -9,7 +9,7 @@ from pathlib import Path
 from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_json, load_model
 
 EXAMPLES = """\
-  mechscope top-examples --hook blocks.9.mlp.hook_post --unit 1393            # ~40 s the first time, then instant
+  mechscope top-examples --hook blocks.9.mlp.hook_post --unit 1393            # ~20 s the first time, then instant
   mechscope top-examples --hook blocks.9.mlp.hook_post --unit 7 --json
   mechscope top-examples --hook blocks.6.attn.hook_z --unit 2 --html head.html   # a head: norm of its z
   mechscope top-examples --hook blocks.12.hook_resid_post --unit 163 --corpus 'notes/*.txt' --tokens 200000"""
