@@ -1,0 +1,117 @@
+"""The toy model of superposition (Elhage et al. 2022), many instances trained at once.
+
+    h  = W x            W: [m, n]     (n features squeezed into m dimensions)
+    x' = ReLU(Wᵀ h + b) b: [n]
+
+Inputs are sparse: each feature is 0 with probability 1 - density and uniform in [0, 1] otherwise.
+The loss weighs feature i's squared error by its importance I_i = importance**i.
+
+All instances form one batched model: W is ``[instances, m, n]`` and every step is two batched matmuls
+over the instance axis (``torch.bmm``), not a Python loop per instance. Adam is elementwise, so each
+instance trains exactly as it would alone, on its own data stream.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from mechscope.labs.superposition.config import ToyConfig
+from mechscope.runtime import flush_denormals
+
+
+@dataclass
+class ToyModels:
+    """Trained weights of a batch of toy models and how the training went."""
+
+    config: ToyConfig
+    W: Float[Tensor, "inst m n"]
+    b: Float[Tensor, "inst n"]
+    final_loss: Float[Tensor, " inst"]
+    """Importance-weighted loss per instance, averaged over the last 100 steps."""
+    seconds: float
+    """Wall time of the training loop."""
+
+    @property
+    def importance(self) -> Float[Tensor, " n"]:
+        return importance_weights(self.config)
+
+    def forward(self, x: Float[Tensor, "inst batch n"]) -> Float[Tensor, "inst batch n"]:
+        return forward(self.W, self.b, x)
+
+
+def importance_weights(cfg: ToyConfig) -> Float[Tensor, " n"]:
+    """I_i = importance**i, i = 0..n-1."""
+    return cfg.importance ** torch.arange(cfg.n, dtype=torch.float32)
+
+
+def forward(W: Float[Tensor, "inst m n"], b: Float[Tensor, "inst n"],
+            x: Float[Tensor, "inst batch n"]) -> Float[Tensor, "inst batch n"]:  # fmt: skip
+    """x' = ReLU(Wᵀ W x + b) for every instance at once."""
+    h = torch.bmm(x, W.transpose(1, 2))  # [inst, batch, m]
+    return torch.relu(torch.baddbmm(b[:, None, :], h, W))  # [inst, batch, n]
+
+
+def sample_batch(cfg: ToyConfig, generator: torch.Generator, density: Float[Tensor, "inst 1 n"] | float | None = None,
+                 ) -> Float[Tensor, "inst batch n"]:  # fmt: skip
+    """Sparse inputs: each feature present with probability ``density`` (default ``cfg.density``), then
+    uniform in [0, 1]. ``density`` may vary by instance (and feature) for sweeps."""
+    shape = (cfg.instances, cfg.batch, cfg.n)
+    p = cfg.density if density is None else density
+    present = torch.rand(shape, generator=generator) < p
+    return torch.rand(shape, generator=generator) * present
+
+
+def init_weights(cfg: ToyConfig, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Xavier-normal W per instance (std sqrt(2 / (m + n))) and b = 0, as in the paper's notebook."""
+    std = (2.0 / (cfg.m + cfg.n)) ** 0.5
+    W = torch.randn(cfg.instances, cfg.m, cfg.n, generator=generator) * std
+    return W, torch.zeros(cfg.instances, cfg.n)
+
+
+def train(cfg: ToyConfig, *, density: Float[Tensor, " inst"] | None = None,
+          importance: Float[Tensor, "inst n"] | None = None, progress: bool = False) -> ToyModels:  # fmt: skip
+    """Train ``cfg.instances`` toy models together with Adam on fresh sparse batches.
+
+    ``density`` ([instances]) and ``importance`` ([instances, n]) override the config per instance, which
+    is how the sweeps train a whole grid as one batch. Subnormals are flushed (CPU) for the loop.
+    """
+    gen = torch.Generator().manual_seed(cfg.seed)
+    W, b = init_weights(cfg, gen)
+    W.requires_grad_(True)
+    b.requires_grad_(True)
+    imp = importance_weights(cfg)[None, None, :] if importance is None else importance[:, None, :]
+    p = None if density is None else density.reshape(-1, 1, 1).to(torch.float32)
+    opt = torch.optim.Adam([W, b], lr=cfg.lr)
+    # cosine decay to 0: the last steps average out the batch noise, so the geometry settles
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
+    tail = max(1, min(100, cfg.steps // 10))
+    recent = torch.zeros(cfg.instances)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, desc="toy models", unit="step", leave=False)
+    start = time.perf_counter()
+    with flush_denormals():
+        for step in range(cfg.steps):
+            x = sample_batch(cfg, gen, p)
+            err = forward(W, b, x) - x  # [inst, batch, n]
+            per_instance = (imp * err.square()).sum(-1).mean(-1)  # [inst]
+            opt.zero_grad(set_to_none=True)
+            per_instance.sum().backward()
+            opt.step()
+            sched.step()
+            if step >= cfg.steps - tail:
+                recent += per_instance.detach()
+            if bar is not None:
+                bar.update(1)
+    seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    return ToyModels(cfg, W.detach(), b.detach(), recent / tail, seconds)
