@@ -7,9 +7,15 @@ from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_j
 
 def register(subparsers) -> None:
     p = add_parser(subparsers, "info", "Show a model's shape, hook names with shapes, load time and cache path.",
-                   "  mechscope info\n  mechscope info --json | jq .hooks\n  mechscope info --model ./my-hf-dir")  # fmt: skip
+                   "  mechscope info\n  mechscope info --json | jq .hooks\n  mechscope info --model ./my-hf-dir\n"
+                   "  mechscope info --params                 # where the parameters live, per component and layer\n"
+                   "  mechscope info --params --config gpt3-175b   # from the published shape, no weights")  # fmt: skip
     add_model_arg(p)
     add_json_arg(p)
+    p.add_argument("--params", action="store_true",
+                   help="parameter counts by component (embed, attn, mlp, norms, unembed), per layer and in total")
+    p.add_argument("--config", default=None, metavar="NAME",
+                   help="with --params: count a published shape instead of a loaded model (gpt3-175b, gpt2-small)")
     p.set_defaults(func=run)
 
 
@@ -26,7 +32,22 @@ def describe(model) -> dict:
     }  # fmt: skip
 
 
+def params(args) -> int:
+    from mechscope.model.params import count_params, published_params
+
+    table = published_params(args.config) if args.config else count_params(load_model(args))
+    if args.json:
+        d = table.to_dict()
+        emit_json({"total": d["total"], "by_component": d["by_component"], "layers": d["layers"], "name": d["name"],
+                   "by_part": d["by_part"], "notes": d["notes"]})  # fmt: skip
+    else:
+        print(table.table())
+    return 0
+
+
 def run(args) -> int:
+    if args.params or args.config:
+        return params(args)
     info = describe(load_model(args))
     if args.json:
         emit_json(info)
