@@ -10,9 +10,9 @@ _EXPORTS = {
     "direct_logit_attribution": "dla", "DLAResult": "dla",
     "activation_patching": "patching", "PatchResult": "patching",
     "attribution_patching": "atp",
-    "causal_trace": "tracing", "TraceResult": "tracing", "trace_facts": "tracing",
+    "causal_trace": "tracing", "TraceResult": "tracing", "TraceConfig": "tracing", "trace_facts": "tracing",
     "FACTS": "facts", "Fact": "facts",
-    "top_examples": "top_examples", "TopExamples": "top_examples",
+    "top_examples": "top_examples", "TopExamples": "top_examples", "TopExamplesConfig": "top_examples",
 }  # fmt: skip
 
 __all__ = sorted(_EXPORTS)
