@@ -20,7 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mechscope.attribution.common import Answer, answer, direction
-from mechscope.attribution.frozen import frozen_norm, linear_as_matrix
+from mechscope.attribution.frozen import frozen_norm, linear_transpose, sublayers
 
 
 @dataclass
@@ -75,12 +75,6 @@ class DLAResult:
         }  # fmt: skip
 
 
-def _post_norm(model, hook_out: str, inner_module) -> torch.nn.Module | None:
-    """The norm between a sublayer's projection and the residual (Gemma's sandwich norms), or None."""
-    module = model.spec(hook_out).module
-    return None if any(m is inner_module for m in module.modules()) else module
-
-
 @torch.no_grad()
 def direct_logit_attribution(model, prompt: str, answer_text: str, wrong: str | None = None,
                              position: int = -1) -> DLAResult:  # fmt: skip
@@ -118,28 +112,24 @@ def direct_logit_attribution(model, prompt: str, answer_text: str, wrong: str | 
     for l in range(L):
         attn[l] = get(f"blocks.{l}.hook_attn_out") @ u_res
         mlp[l] = get(f"blocks.{l}.hook_mlp_out") @ u_res
+        mods = sublayers(model, l)
         # heads: z_h · W_O^h, through the frozen post-attention norm if the model has one
-        o_proj = model.spec(f"blocks.{l}.attn.hook_z").module
-        W_O, b_O = linear_as_matrix(o_proj, H * dh, dev, model.dtype)  # [H·dh, d], [d]
         z = get(f"blocks.{l}.attn.hook_z").reshape(H * dh)
         u_l, c_l = u_res, 0.0
-        post = _post_norm(model, f"blocks.{l}.hook_attn_out", o_proj)
-        if post is not None:
-            fn = frozen_norm(post, (z @ W_O + b_O).to(model.dtype))
+        if mods.attn_post_norm is not None:
+            fn = frozen_norm(mods.attn_post_norm, mods.o_proj(z[None].to(model.dtype))[0])
             u_l, c_l = fn.pullback(u_res), float(fn.bias @ u_res)
-        per_head = (z.reshape(H, dh) * (W_O @ u_l).reshape(H, dh)).sum(-1)
-        heads[l] = per_head.cpu()
+        Wu, b_O = linear_transpose(mods.o_proj, u_l, H * dh, dev, model.dtype)  # W_O @ u_l: [H·dh]
+        heads[l] = (z * Wu).reshape(H, dh).sum(-1).cpu()
         attn_bias[l] = float(b_O @ u_l) + c_l
         # neurons: post_n · W_down[n], through the frozen post-MLP norm if any
-        down = model.spec(f"blocks.{l}.mlp.hook_post").module
-        W_d, b_d = linear_as_matrix(down, model.cfg.d_mlp, dev, model.dtype)
         act = get(f"blocks.{l}.mlp.hook_post")
         u_l, c_l = u_res, 0.0
-        post = _post_norm(model, f"blocks.{l}.hook_mlp_out", down)
-        if post is not None:
-            fn = frozen_norm(post, (act @ W_d + b_d).to(model.dtype))
+        if mods.mlp_post_norm is not None:
+            fn = frozen_norm(mods.mlp_post_norm, mods.down(act[None].to(model.dtype))[0])
             u_l, c_l = fn.pullback(u_res), float(fn.bias @ u_res)
-        neurons[l] = (act * (W_d @ u_l)).cpu()
+        Wu, b_d = linear_transpose(mods.down, u_l, model.cfg.d_mlp, dev, model.dtype)
+        neurons[l] = (act * Wu).cpu()
         mlp_bias[l] = float(b_d @ u_l) + c_l
     return DLAResult(model.to_str_tokens(ids.input_ids[0]), pos, ans, ld, total, const, embed, attn, mlp, heads,
                      attn_bias, neurons, mlp_bias, time.perf_counter() - t0)  # fmt: skip

@@ -5,8 +5,8 @@ norm (and Gemma's post-attention / post-MLP norms) divide by a scale computed fr
 that scale **frozen at the clean run's value**, as TransformerLens' ``apply_ln_to_stack`` does, each
 norm is affine and the components' contributions add up to the total exactly (to float rounding).
 
-Everything here is read from the model's own modules by probing them (a module applied to an identity
-matrix gives its weight, applied to zeros its bias; a norm applied to a unit vector gives its gain,
+Everything here is read from the model's own modules by probing them (a linear module's transpose applied to a
+direction is one small backward through it, its bias is its output at zero; a norm applied to a unit vector gives its gain,
 ``1 + w`` for Gemma included), so no adapter path or HF internals are needed. :func:`frozen_norm`
 checks its reconstruction against the module's real output and refuses a norm it does not reproduce.
 """
@@ -88,10 +88,43 @@ def frozen_norm(module: nn.Module, x: Float[Tensor, "*pos d_model"], *, check: b
     return frozen
 
 
-@torch.no_grad()
-def linear_as_matrix(module: nn.Module, d_in: int, device, dtype) -> tuple[Float[Tensor, "d_in d_out"], Float[Tensor, "d_out"]]:
-    """``(W, b)`` with ``module(x) == x @ W + b`` for a linear module (``nn.Linear``, GPT-2's ``Conv1D``),
-    read by applying it to the identity and to zeros (no knowledge of its weight layout needed)."""
-    bias = module(torch.zeros(1, d_in, device=device, dtype=dtype))[0]
-    weight = module(torch.eye(d_in, device=device, dtype=dtype)) - bias
-    return weight.float(), bias.float()
+def linear_transpose(module: nn.Module, direction: Float[Tensor, "d_out"], d_in: int, device, dtype
+                     ) -> tuple[Float[Tensor, "d_in"], Float[Tensor, "d_out"]]:  # fmt: skip
+    """``(W @ direction, b)`` for a linear module ``module(x) == x @ W + b`` (``nn.Linear``, GPT-2's
+    ``Conv1D``): the first is the gradient of ``module(x) · direction`` (one small backward), the second
+    ``module(0)``. No knowledge of the module's weight layout is needed."""
+    with torch.enable_grad():
+        x = torch.zeros(1, d_in, device=device, dtype=dtype, requires_grad=True)
+        y = module(x)[0]
+        (grad,) = torch.autograd.grad((y.float() * direction.to(y.device)).sum(), x)
+    return grad[0].float(), y.detach().float()
+
+
+@dataclass(frozen=True)
+class Sublayers:
+    """The modules of one block that DLA splits through (all Hugging Face modules of the loaded model)."""
+
+    o_proj: nn.Module
+    """Attention output projection: its input is ``attn.hook_z``."""
+    attn_post_norm: nn.Module | None
+    """Norm between ``o_proj`` and the residual (Gemma's post-attention norm), or None."""
+    down: nn.Module
+    """MLP down projection: its input is ``mlp.hook_post``."""
+    mlp_post_norm: nn.Module | None
+    """Norm between the down projection and the residual (Gemma's post-feedforward norm), or None."""
+
+
+def sublayers(model, layer: int) -> Sublayers:
+    """The one place the attribution package touches Hugging Face modules: through each hook's
+    ``HookSpec.module`` (the module the hook lives on), never adapter paths. ``hook_z`` lives on the output
+    projection, ``mlp.hook_post`` on the down projection; ``hook_attn_out`` / ``hook_mlp_out`` live on the
+    sublayer itself (which then contains the projection) or on a post-norm after it."""
+
+    def post(hook: str, inner: nn.Module) -> nn.Module | None:
+        module = model.spec(hook).module
+        return None if any(m is inner for m in module.modules()) else module
+
+    o_proj = model.spec(f"blocks.{layer}.attn.hook_z").module
+    down = model.spec(f"blocks.{layer}.mlp.hook_post").module
+    return Sublayers(o_proj, post(f"blocks.{layer}.hook_attn_out", o_proj), down,
+                     post(f"blocks.{layer}.hook_mlp_out", down))  # fmt: skip
