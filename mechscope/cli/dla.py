@@ -30,6 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mechscope.io import finite_json
     from mechscope.attribution.dla import direct_logit_attribution
     from mechscope.errors import ConfigError
     from mechscope.io import check_output_file
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
         files.append(str(save_dla_png(data, png)))
     if args.json:
-        emit_json({**data, "files": files})
+        emit_json(finite_json({**data, "files": files}))
         return 0
     from mechscope.viz.tokens import visible
 

@@ -40,6 +40,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mechscope.io import finite_json
     from mechscope.attribution.patching import parse_what
     from mechscope.errors import ConfigError
     from mechscope.io import check_output_file
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
         files.append(str(save_patch_png(data, png)))
     if args.json:
-        emit_json({**data, "files": files})
+        emit_json(finite_json({**data, "files": files}))
         return 0
     print(_table(res))
     print(f"({res.seconds:.1f} s, {res.forwards} forwards)" + "".join(f"\nwrote {f}" for f in files))

@@ -37,6 +37,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mechscope.io import finite_json
     from mechscope.attribution.top_examples import TopExamplesConfig, top_examples
     from mechscope.cli.config_args import config_from_args
     from mechscope.io import atomic_write, check_output_file
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
         files.append(str(atomic_write(html_path, html_page(data))))
     if args.json:
-        emit_json({**data, "files": files})
+        emit_json(finite_json({**data, "files": files}))
         return 0
     from mechscope.viz.top_examples import text_lines
 

@@ -35,6 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mechscope.io import finite_json
     from mechscope.attribution.tracing import TraceConfig, causal_trace, trace_facts
     from mechscope.cli.config_args import config_from_args
     from mechscope.errors import ConfigError
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
             files.append(str(save_facts_png(data, png)))
         if args.json:
-            emit_json({**data, "files": files})
+            emit_json(finite_json({**data, "files": files}))
             return 0
         print(f"{data['n_facts']} facts: mean P(answer) clean {data['clean_prob']:.3f}, corrupted {data['corrupted_prob']:.3f}")
         for where in ("last_subject", "last"):
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
             files.append(str(save_trace_png(data, png)))
         if args.json:
-            emit_json({**data, "files": files})
+            emit_json(finite_json({**data, "files": files}))
             return 0
         _print_trace(res)
     print(f"({data['seconds']:.1f} s)" + "".join(f"\nwrote {f}" for f in files))

@@ -150,3 +150,12 @@ def test_top_examples_json_and_html(capsys, tiny_dir, corpus, tmp_path):
 def test_top_examples_bad_input(capsys, tiny_dir, argv, message, tmp_path):
     code, _, err = run_cli(capsys, "top-examples", *argv, "--model", tiny_dir, "--cache-dir", str(tmp_path / "c"))
     assert code == 2 and message in last_line(err)
+
+
+def test_patch_align_gives_strict_json_nulls(capsys, tiny_dir):
+    code, out, _ = run_cli(capsys, "patch", "--clean", "The capital of the France is", "--corrupt", CORRUPT,
+                           "--answer", " Paris", "--align", "left", "--what", "resid", "--model", tiny_dir, "--json")  # fmt: skip
+    assert code == 0 and "NaN" not in out
+    data = json.loads(out)
+    assert data["align"] == "left" and len(data["tokens"]) == len(data["corrupt_tokens"]) + 1
+    assert all(row[-1] is None for row in data["effects"]["resid_pre"])
