@@ -23,8 +23,16 @@ DEFAULT_ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {}
 ``mechscope lens PROMPT`` runs ``mechscope lens read PROMPT``."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Reports a bad command line as one line (``mechscope: error: …``, exit 2) instead of the usage
+    block; every subcommand's parser is of this class too (argparse makes subparsers of the parent's)."""
+
+    def error(self, message: str):
+        self.exit(2, f"mechscope: error: {message} (`{self.prog} --help` shows the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mechscope",
         description="A workbench for mechanistic interpretability. Every command has --help with examples.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

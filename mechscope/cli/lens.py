@@ -93,10 +93,18 @@ def _tuned(args, model):
 
 def read(args: argparse.Namespace) -> int:
     from mechscope.errors import ConfigError
+    from mechscope.io import check_output_file
     from mechscope.lens.logit import check_top_k, logit_lens
+    from mechscope.model.tokens import check_prompt
 
-    if args.top_k < 1:  # before the model loads; the upper bound needs its vocabulary
+    # everything that needs no model is checked before it loads, outputs before the work is done
+    check_prompt(args.prompt)
+    if args.top_k < 1:
         raise ConfigError(f"top_k must be an integer between 1 and the vocabulary size, got {args.top_k}")
+    for flag, path, suffixes in (("--png", args.png, (".png",)), ("--html", args.html, (".html", ".htm")),
+                                 ("--vectors", args.vectors, (".png",))):  # fmt: skip
+        if path is not None:
+            check_output_file(path, suffixes=suffixes)
     model = load_model(args)
     check_top_k(args.top_k, model.cfg.d_vocab)
     lens = _tuned(args, model) if args.lens == "tuned" else None
@@ -127,17 +135,20 @@ def read(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     from mechscope.cli.config_args import config_from_args
     from mechscope.errors import ConfigError
-    from mechscope.lens.checkpoint import checkpoint_dir, remove_checkpoint
+    from mechscope.lens.checkpoint import check_checkpoint_dir, checkpoint_dir, remove_checkpoint
     from mechscope.lens.config import TunedLensTrainConfig
     from mechscope.lens.train import train_tuned_lens
-    from mechscope.lens.tuned import default_lens_dir
+    from mechscope.lens.tuned import check_lens_dir, default_lens_dir
 
     cfg = config_from_args(TunedLensTrainConfig, args)
     if args.checkpoint_every < 1:
         raise ConfigError(f"--checkpoint-every must be a positive number of steps, got {args.checkpoint_every}")
+    if args.out is not None:  # checked before the model loads; the default place needs the model
+        check_lens_dir(args.out)
+        check_checkpoint_dir(checkpoint_dir(args.out))
     model = load_model(args)
-    out = Path(args.out or default_lens_dir(model)).expanduser()
-    checkpoint = checkpoint_dir(out)
+    out = check_lens_dir(args.out or default_lens_dir(model))
+    checkpoint = check_checkpoint_dir(checkpoint_dir(out))
     if args.fresh:
         remove_checkpoint(checkpoint)
     lens = train_tuned_lens(model, cfg, checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
@@ -160,10 +171,13 @@ def evaluate(args: argparse.Namespace) -> int:
     from mechscope.cli.config_args import config_from_args
     from mechscope.data.corpus import CorpusConfig, corpus_contexts
     from mechscope.errors import ConfigError
+    from mechscope.io import check_output_file
     from mechscope.lens.evaluate import evaluate_lenses
 
     if args.tokens < 1:
         raise ConfigError(f"--tokens must be a positive number of held-out tokens, got {args.tokens}")
+    if args.png is not None:
+        check_output_file(args.png, suffixes=(".png",))
     corpus, tokens = config_from_args(CorpusConfig, args), args.tokens
     model = load_model(args)
     lens = _tuned(args, model)

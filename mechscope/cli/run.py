@@ -50,14 +50,22 @@ def run(args) -> int:
     from mechscope.errors import ConfigError, OutOfRangeError
     from mechscope.viz.tokens import visible
 
+    from mechscope.model.tokens import check_prompt
+
+    check_prompt(args.prompt)
     interventions = parse_interventions(args.intervene)
     if args.generate < 0:
-        raise ConfigError("--generate must be ≥ 0")
+        raise ConfigError(f"--generate must be ≥ 0, got {args.generate}")
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be between 1 and the vocabulary size, got {args.top_k}")
     model = load_model(args)
     if not 1 <= args.top_k <= model.cfg.d_vocab:
         raise ConfigError(f"--top-k must be between 1 and the vocabulary size {model.cfg.d_vocab}")
     names = [n for pattern in args.hook for n in model.resolve_names(pattern)]
-    tokens = model.to_str_tokens(args.prompt)
+    tokens = model.to_str_tokens(model.to_tokens(args.prompt).input_ids[0])  # to_tokens checks the context window
+    if len(tokens) + args.generate > model.cfg.n_ctx:
+        raise ConfigError(f"--generate {args.generate} after {len(tokens)} prompt tokens passes the model's context "
+                          f"window of {model.cfg.n_ctx} tokens: generate at most {max(0, model.cfg.n_ctx - len(tokens))}")  # fmt: skip
     if not -len(tokens) <= args.position < len(tokens):
         raise OutOfRangeError(f"position {args.position} out of range: the prompt has {len(tokens)} tokens")
     logits, cache = model.run_with_cache(args.prompt, names=names, interventions=interventions)

@@ -18,7 +18,10 @@ def register(subparsers) -> None:
                    "  mechscope tour\n  mechscope tour --out tour-pictures\n  mechscope tour --only basics --json")  # fmt: skip
     add_model_arg(p)
     add_json_arg(p)
-    p.add_argument("--out", type=Path, default=Path("tour"), help="folder for the tour's pictures")
+    p.add_argument("--out", type=Path, default=Path("tour"),
+                   help="folder for the tour's pictures: new, empty, or an earlier tour's")  # fmt: skip
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files too (they are kept; only the tour's are replaced)")  # fmt: skip
     p.add_argument("--only", choices=("basics", "lens", "grokking"), action="append",
                    help="run only these sections (repeatable); default: all")  # fmt: skip
     p.set_defaults(func=run)
@@ -54,9 +57,34 @@ SECTIONS = {
 }
 
 
+KIND = "tour"
+"""The marker kind of a tour folder: a later tour may write there again; a user's folder is refused."""
+
+
+def _prepare(out: Path, force: bool) -> tuple[Path, set[str]]:
+    """Check ``--out`` before any work (new, empty, an earlier tour's folder, or with ``force`` any
+    folder) and create it. Returns it and the names in it that are not the tour's (kept, never listed)."""
+    from mechscope.io import check_output_dir, read_marker
+
+    out = check_output_dir(out, KIND, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    ours = set((read_marker(out) or {}).get("files", {}))
+    return out, {p.name for p in out.iterdir() if p.name not in ours}
+
+
+def _seal(out: Path, others: set[str]) -> None:
+    """List what the tour wrote in the folder's marker, so the next tour recognises the folder as its own."""
+    from mechscope.io import MARKER_FILE, marker, write_json
+
+    files = {p.name: {"bytes": p.stat().st_size if p.is_file() else None}
+             for p in sorted(out.iterdir()) if p.name not in others and p.name != MARKER_FILE}  # fmt: skip
+    write_json(out / MARKER_FILE, marker(KIND, files))
+
+
 def run(args) -> int:
     wanted = args.only or list(SECTIONS)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out, others = _prepare(args.out, args.force)
+    _seal(args.out, others)
     model = load_model(args) if any(SECTIONS[s][0] == "model" for s in wanted) else None
     report = {}
     for name in wanted:
@@ -73,6 +101,7 @@ def run(args) -> int:
         else:
             lines, data = fn(model)
         report[name] = data if data is not None else lines
+        _seal(args.out, others)  # after every section: an interrupted tour's folder is still the tour's
         if not args.json:
             print("\n".join(lines), flush=True)
     if args.json:

@@ -53,13 +53,19 @@ def check_text(text: str) -> str:
     return text
 
 
-def encode(tokenizer, text: str, prepend_bos: bool = True) -> list[int]:
-    """Token ids of one prompt, with exactly one BOS in front when ``prepend_bos`` and the tokenizer has one."""
+def check_prompt(text: str) -> str:
+    """``text`` if it can be a prompt (a non-empty string of valid Unicode), else one line. Needs no
+    model: commands call it before loading one, so a bad prompt fails at once."""
     if not isinstance(text, str):
         raise PromptError(f"a prompt must be a string, got {type(text).__name__}")
     if not text:
         raise PromptError("the prompt is empty: give at least one character of text")
-    check_text(text)
+    return check_text(text)
+
+
+def encode(tokenizer, text: str, prepend_bos: bool = True) -> list[int]:
+    """Token ids of one prompt, with exactly one BOS in front when ``prepend_bos`` and the tokenizer has one."""
+    check_prompt(text)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     if prepend_bos and bos is not None and (not ids or ids[0] != bos):

@@ -81,3 +81,14 @@ def test_help_has_examples(capsys):
             main([cmd, "--help"])
         assert exit_.value.code == 0
         assert "Examples:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "x", "--generate", "1000000"], "passes the model's context window of 128 tokens: generate at most 126"),
+    (["run", "\udcff\udcfeabc"], "not valid UTF-8"),
+    (["lens", "x", "--png", "."], "is a folder"),
+    (["lens", "x", "--html", "missing/dir/x.html"], "does not exist"),
+])  # fmt: skip
+def test_bad_input_found_before_work(capsys, tiny_dir, argv, message):
+    code, out, err = run_cli(capsys, *argv, "--model", tiny_dir)
+    assert code == 2 and message in err and err.count("\n") == 1, err

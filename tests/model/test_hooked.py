@@ -61,8 +61,10 @@ def test_every_hook_has_documented_shape(tiny):
 def _doc_table() -> dict[str, tuple[str, ...]]:
     """Parse docs/hooks.md's canonical table: `name` | shape."""
     text = (Path(__file__).parents[2] / "docs" / "hooks.md").read_text()
+    start = text.index("| name | shape | meaning |")
+    rows = text[start:].split("\n\n", 1)[0]  # the canonical table only, up to its first blank line
     table = {}
-    for line in text.splitlines():
+    for line in rows.splitlines():
         m = re.match(r"\|\s*`([^`]+)`\s*\|\s*([a-z_ ]+?)\s*\|", line)
         if m:
             table[m.group(1)] = tuple(m.group(2).split())

@@ -90,6 +90,33 @@ def save_checkpoint(run_dir: Path, seed: int, epoch: int, weights: dict[str, Ten
 
 
 # ------------------------------------------------------------------ loading a run
+RUN_FORMAT = "mechscope-grok-run/1"
+"""``config.json``'s ``format``: what makes a folder a grokking run."""
+
+
+def check_run_dir(run_dir: Path) -> Path:
+    """A folder ``train`` may write a run into: new, empty, or holding a run (to resume). A folder with
+    anything else in it — a user's files — is refused with one line before a byte is written."""
+    from mechscope.io import OutputPathError, check_output_file
+
+    if run_dir.exists() or run_dir.is_symlink():
+        if not run_dir.is_dir():
+            raise OutputPathError(f"--out {run_dir} exists and is not a folder: choose a new folder for the run")
+        if (run_dir / CONFIG_FILE).is_file():
+            data = read_json(run_dir / CONFIG_FILE)
+            if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
+                raise OutputPathError(f"{run_dir} holds a {CONFIG_FILE} that is not a grokking run's: "
+                                      "choose a new folder for the run")  # fmt: skip
+            return run_dir
+        entries = sorted(p.name for p in run_dir.iterdir() if ".tmp" not in p.name)
+        if entries:
+            raise OutputPathError(f"{run_dir} is a folder mechscope did not create ({', '.join(entries[:3])}"
+                                  f"{', …' if len(entries) > 3 else ''}): choose a new folder for the run")  # fmt: skip
+        return run_dir
+    check_output_file(run_dir / CONFIG_FILE, create_parents=True)  # the folder can be created
+    return run_dir
+
+
 def load_config(run_dir: Path) -> GrokConfig:
     if not run_dir.exists():
         raise RunError(f"run directory {run_dir} does not exist; create it with `mechscope grok train --out {run_dir}`")

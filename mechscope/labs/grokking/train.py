@@ -176,12 +176,10 @@ def _train(
     seed_workers: int | None,
     flush: bool,
 ) -> TrainSummary:
-    run_dir = Path(out_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"--out {run_dir} exists and is not a directory")
+    run_dir = rundir.check_run_dir(Path(out_dir))
     cfg = resolve_config(run_dir, cfg)
     data = Dataset.build(cfg)
-    rundir.write_json(run_dir / rundir.CONFIG_FILE, {"format": "mechscope-grok-run/1", "config": cfg.to_dict()})
+    rundir.write_json(run_dir / rundir.CONFIG_FILE, {"format": rundir.RUN_FORMAT, "config": cfg.to_dict()})
 
     state = _State.load(cfg, run_dir, device) if (run_dir / rundir.STATE_FILE).exists() else _State.fresh(cfg, device)
     if state.opt.step >= cfg.epochs:  # already complete: nothing to train
