@@ -11,7 +11,7 @@ EXAMPLES = """\
   mechscope patch --clean "The Eiffel Tower is in the city of" --corrupt "The Colosseum is in the city of" \\
                   --answer " Paris" --wrong " Rome" --png patch.png
   mechscope patch --clean ... --corrupt ... --answer " Paris" --wrong " Rome" --what resid,heads --json
-  mechscope patch --clean ... --corrupt ... --answer " Paris" --wrong " Rome" --method attribution
+  mechscope patch --clean ... --corrupt ... --answer " Paris" --wrong " Rome" --method attribution [--grad-drop]
   mechscope patch --clean "The Eiffel Tower is in" --corrupt "The Roman Colosseum is in" --align right ..."""
 
 
@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--method", choices=("exact", "attribution"), default="exact",
                    help="exact: one patched run per component (batched); attribution: one backward pass, a gradient "
                         "estimate of every effect")  # fmt: skip
+    p.add_argument("--grad-drop", action="store_true",
+                   help="with --method attribution: AtP*'s GradDrop (one backward per layer; unsigned magnitudes that "
+                        "expose cancelling paths)")  # fmt: skip
     p.add_argument("--align", choices=("left", "right"), default=None,
                    help="prompts of different token lengths: pair positions from the start (left) or from the end "
                         "(right); unpaired clean positions are null")  # fmt: skip
@@ -48,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
     what = parse_what(args.what)
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.grad_drop and args.method != "attribution":
+        raise ConfigError("--grad-drop is a fix of attribution patching: use it with --method attribution")
     png = check_output_file(args.png, suffixes=(".png",)) if args.png else None
     model = load_model(args)
     if args.method == "attribution":
         from mechscope.attribution.atp import attribution_patching
 
-        res = attribution_patching(model, args.clean, args.corrupt, args.answer, args.wrong, what=what, align=args.align)
+        res = attribution_patching(model, args.clean, args.corrupt, args.answer, args.wrong, what=what, align=args.align,
+                                   grad_drop=args.grad_drop)  # fmt: skip
     else:
         from mechscope.attribution.patching import activation_patching
 

@@ -117,3 +117,13 @@ def test_same_logit_diff_refused():
     model = tiny_model("llama")
     with pytest.raises(PromptError, match="same logit difference"):
         activation_patching(model, CLEAN, CLEAN, " Paris", " reliability")
+
+
+def test_grad_drop(tiny):
+    plain = attribution_patching(tiny, *ARGS, what="mlp,heads")
+    gd = attribution_patching(tiny, *ARGS, what="mlp,heads", grad_drop=True)
+    assert gd.method == "attribution+graddrop"
+    last = tiny.cfg.n_layers - 1
+    assert (gd.effects["mlp_out"] >= 0).all() and (gd.heads >= 0).all()
+    # the last MLP writes straight to the output: every dropped layer but its own leaves its estimate as is
+    torch.testing.assert_close(gd.effects["mlp_out"][last], plain.effects["mlp_out"][last].abs(), atol=1e-5, rtol=1e-4)

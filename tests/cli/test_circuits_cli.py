@@ -83,12 +83,14 @@ def test_patch_table(capsys, tiny_dir):
     (["--answer", " Parisxyzzy"], "is not a single token"),
     (["--answer", " Paris", "--clean", "The capital of the France is"], "pass --align left|right"),
     (["--answer", " Paris", "--what", "resid,neurons"], "--what takes"),
+    (["--answer", " Paris", "--grad-drop", "x"], "use it with --method attribution"),
 ])  # fmt: skip
 def test_patch_bad_input(capsys, tiny_dir, argv, message):
     base = {"--clean": CLEAN, "--corrupt": CORRUPT}
     for flag, value in zip(argv[::2], argv[1::2]):
         base[flag] = value
-    code, _, err = run_cli(capsys, "patch", *[x for kv in base.items() for x in kv], "--model", tiny_dir)
+    args = [x for kv in base.items() for x in kv if x != "x"]  # "x": a flag without a value
+    code, _, err = run_cli(capsys, "patch", *args, "--model", tiny_dir)
     assert code == 2 and message in last_line(err) and last_line(err).startswith("mechscope: error:")
 
 
