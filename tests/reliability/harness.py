@@ -147,18 +147,38 @@ def models(box: Sandbox) -> st.SearchStrategy[str]:
     return st.one_of(st.just(box.model_dir), st.just(box.model_dir), bad)
 
 
-def options(spec: dict[str, st.SearchStrategy[str] | None]) -> st.SearchStrategy[list[str]]:
-    """A random subset of flags, in random order, each with a value drawn from its strategy (None: a switch)."""
+Flag = tuple[st.SearchStrategy[str], st.SearchStrategy[str]] | st.SearchStrategy[str] | None
+"""A flag's values: (good, bad) strategies, one strategy (values already mixed), or None (a switch)."""
+
+
+def options(spec: dict[str, Flag]) -> st.SearchStrategy[list[str]]:
+    """A random subset of flags in random order. A third of the command lines use only good values (so
+    the command really runs and writes), a third exactly one bad value, a third any mix."""
     flags = sorted(spec)
 
     @st.composite
     def build(draw):
         chosen = draw(st.lists(st.sampled_from(flags), unique=True, max_size=len(flags))) if flags else []
+        mode = draw(st.sampled_from(["good", "good", "one bad", "wild"]))
+        bad_one = draw(st.sampled_from(chosen)) if chosen and mode == "one bad" else None
         argv: list[str] = []
         for flag in chosen:
             argv.append(flag)
-            if spec[flag] is not None:
-                argv.append(draw(spec[flag]))
+            values = spec[flag]
+            if values is None:
+                continue
+            if isinstance(values, tuple):
+                good, bad = values
+                use_bad = flag == bad_one or (mode == "wild" and draw(st.booleans()))
+                argv.append(draw(bad if use_bad else good))
+            else:
+                argv.append(draw(values))
         return argv
 
     return build()
+
+
+def good_or(good, bad=None) -> tuple[st.SearchStrategy[str], st.SearchStrategy[str]]:
+    """(good values, bad values) for :func:`options`; ``good`` may be a list of strings."""
+    good = st.sampled_from(good) if isinstance(good, list) else good
+    return good, bad if bad is not None else junk
