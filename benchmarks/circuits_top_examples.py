@@ -9,8 +9,8 @@ interleaved round by round in one process:
 * ``forward``: ``model.collect(batch, [hook])`` over the same contexts, already packed (the forward that
   the scan cannot avoid, nothing else).
 
-The issue asks for 1M corpus tokens; on this shared 2-core CPU that is ~8 min per contender, so the
-ratio is measured on ``--tokens`` (default 16,384) and tokens/s is reported per contender; the per-batch
+The issue asks for 1M corpus tokens; on this shared 2-core CPU that is ~11 min per contender, so the
+ratio is measured on ``--tokens`` (default 32,768) and tokens/s is reported per contender; the per-batch
 work is the same at any corpus size (the running tables are ``[k, unit]``), so the ratio carries over.
 
     . .venv/bin/activate && HF_HUB_OFFLINE=1 flock /tmp/mechscope-cpu.lock python benchmarks/circuits_top_examples.py
@@ -29,7 +29,7 @@ TARGET = 0.9
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, default=16384)
+    ap.add_argument("--tokens", type=int, default=32768)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)

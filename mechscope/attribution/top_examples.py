@@ -42,8 +42,8 @@ class TopExamplesConfig:
     """Top and bottom contexts kept per unit."""
     batch_size: int = 32
     """Contexts per forward."""
-    corpus: CorpusConfig = field(default_factory=lambda: CorpusConfig(seq_len=64))
-    """The corpus (default: the offline built-in one, packed into 64-token contexts)."""
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    """The corpus (default: the offline built-in one, packed into 128-token contexts)."""
 
     def __post_init__(self):
         for name, low in (("tokens", 1), ("k", 1), ("batch_size", 1)):
