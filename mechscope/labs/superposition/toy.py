@@ -53,18 +53,30 @@ def importance_weights(cfg: ToyConfig) -> Float[Tensor, " n"]:
 def forward(W: Float[Tensor, "inst m n"], b: Float[Tensor, "inst n"],
             x: Float[Tensor, "inst batch n"]) -> Float[Tensor, "inst batch n"]:  # fmt: skip
     """x' = ReLU(Wᵀ W x + b) for every instance at once."""
-    h = torch.bmm(x, W.transpose(1, 2))  # [inst, batch, m]
-    return torch.relu(torch.baddbmm(b[:, None, :], h, W))  # [inst, batch, n]
+    return _forward_cols(W, b[:, :, None], x.transpose(1, 2)).transpose(1, 2)
 
 
-def sample_batch(cfg: ToyConfig, generator: torch.Generator, density: Float[Tensor, "inst 1 n"] | float | None = None,
+def _forward_cols(W: Float[Tensor, "inst m n"], b: Float[Tensor, "inst n 1"],
+                  x: Float[Tensor, "inst n batch"]) -> Float[Tensor, "inst n batch"]:  # fmt: skip
+    """The training layout: inputs as columns, so every elementwise op runs along the batch (contiguous,
+    vectorised) rather than along n = 5 features (measured 2x faster for 20 instances)."""
+    h = torch.bmm(W, x)  # [inst, m, batch]
+    return torch.relu(torch.baddbmm(b, W.transpose(1, 2), h))  # [inst, n, batch]
+
+
+def sample_batch(cfg: ToyConfig, generator: torch.Generator, density: Float[Tensor, "inst 1 1"] | float | None = None,
                  ) -> Float[Tensor, "inst batch n"]:  # fmt: skip
     """Sparse inputs: each feature present with probability ``density`` (default ``cfg.density``), then
-    uniform in [0, 1]. ``density`` may vary by instance (and feature) for sweeps."""
-    shape = (cfg.instances, cfg.batch, cfg.n)
+    uniform in [0, 1]. ``density`` may vary by instance for sweeps."""
+    return _sample_cols(cfg, generator, density).transpose(1, 2)
+
+
+def _sample_cols(cfg: ToyConfig, generator: torch.Generator, density=None) -> Float[Tensor, "inst n batch"]:
+    """One uniform u per entry gives both draws: present when u < p, and then u / p is uniform in [0, 1)."""
     p = cfg.density if density is None else density
-    present = torch.rand(shape, generator=generator) < p
-    return torch.rand(shape, generator=generator) * present
+    u = torch.rand(cfg.instances, cfg.n, cfg.batch, generator=generator)
+    x = u.div_(p)  # in place: x is u / p
+    return x.masked_fill_(x >= 1.0, 0.0)
 
 
 def init_weights(cfg: ToyConfig, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -83,9 +95,10 @@ def train(cfg: ToyConfig, *, density: Float[Tensor, " inst"] | None = None,
     """
     gen = torch.Generator().manual_seed(cfg.seed)
     W, b = init_weights(cfg, gen)
+    b = b[:, :, None].contiguous()  # [inst, n, 1]: the training layout
     W.requires_grad_(True)
     b.requires_grad_(True)
-    imp = importance_weights(cfg)[None, None, :] if importance is None else importance[:, None, :]
+    imp = importance_weights(cfg)[None, :] if importance is None else importance  # [1 or inst, n]
     p = None if density is None else density.reshape(-1, 1, 1).to(torch.float32)
     opt = torch.optim.Adam([W, b], lr=cfg.lr)
     # cosine decay to 0: the last steps average out the batch noise, so the geometry settles
@@ -100,9 +113,9 @@ def train(cfg: ToyConfig, *, density: Float[Tensor, " inst"] | None = None,
     start = time.perf_counter()
     with flush_denormals():
         for step in range(cfg.steps):
-            x = sample_batch(cfg, gen, p)
-            err = forward(W, b, x) - x  # [inst, batch, n]
-            per_instance = (imp * err.square()).sum(-1).mean(-1)  # [inst]
+            x = _sample_cols(cfg, gen, p)  # [inst, n, batch]
+            err = _forward_cols(W, b, x) - x
+            per_instance = (err.square().sum(-1) * imp).sum(-1) / cfg.batch  # [inst]
             opt.zero_grad(set_to_none=True)
             per_instance.sum().backward()
             opt.step()
@@ -114,4 +127,4 @@ def train(cfg: ToyConfig, *, density: Float[Tensor, " inst"] | None = None,
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    return ToyModels(cfg, W.detach(), b.detach(), recent / tail, seconds)
+    return ToyModels(cfg, W.detach(), b.detach()[:, :, 0], recent / tail, seconds)
