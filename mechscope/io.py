@@ -75,6 +75,12 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; on success it is flushed and renamed onto ``path``.
@@ -92,6 +98,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     try:
         yield tmp
         _fsync_file(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a result gets the mode a plain open() gives
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -138,15 +145,52 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 1) -> 
     return atomic_write(path, dumps(obj, indent=indent) + "\n")
 
 
+DIGEST_KEY = "mechscope_sha256"
+"""Metadata key of a safetensors file written by :func:`write_safetensors`: the SHA-256 of its tensors."""
+
+
+def tensor_digest(tensors: Mapping[str, Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes, in name order (safetensors itself checks no data)."""
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, Tensor], metadata: dict[str, str] | None = None) -> Path:
-    """Write tensors (moved to the CPU, made contiguous) to a safetensors file atomically."""
+    """Write tensors (moved to the CPU, made contiguous) to a safetensors file atomically, with their
+    SHA-256 in the metadata so :func:`read_safetensors` notices a flipped byte."""
     from safetensors.torch import save_file
 
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata=metadata)
+        save_file(flat, str(tmp), metadata={**(metadata or {}), DIGEST_KEY: tensor_digest(flat)})
     return path
+
+
+def read_safetensors(path: str | os.PathLike, *, fix: str = "delete it and rerun") -> dict[str, Tensor]:
+    """Tensors of a safetensors file; a missing, unreadable or (when it carries a digest) altered file
+    raises :class:`ArtifactError` in one line ending with ``fix``."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing: {fix}") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{path} is corrupted ({str(exc).splitlines()[0][:80]}): {fix}") from None
+    want = meta.get(DIGEST_KEY)
+    if want is not None and tensor_digest(tensors) != want:
+        raise ArtifactError(f"{path} is corrupted (its tensors do not match their checksum): {fix}")
+    return tensors
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -264,3 +264,27 @@ def test_a_folder_that_gains_user_files_while_we_work_is_not_replaced(tmp_path):
         (d / "notes.txt").write_text("written by the user meanwhile")
     assert [p.name for p in d.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_written_files_get_the_usual_mode_and_a_flipped_tensor_byte_is_caught(tmp_path):
+    """mkstemp makes 0600 temporaries; results must be readable like any file the user writes. A byte
+    flipped inside a tensor (safetensors checks no data) is caught by the digest in the metadata."""
+    import os
+
+    import torch
+
+    from mechscope.io import ArtifactError, atomic_write, read_safetensors, write_safetensors
+
+    mask = os.umask(0o022)
+    try:
+        p = atomic_write(tmp_path / "a.txt", "x")
+        assert p.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)
+    path = write_safetensors(tmp_path / "t.safetensors", {"w": torch.arange(64, dtype=torch.float32)})
+    assert torch.equal(read_safetensors(path)["w"], torch.arange(64, dtype=torch.float32))
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="do not match their checksum"):
+        read_safetensors(path)

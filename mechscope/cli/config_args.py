@@ -88,8 +88,9 @@ def add_config_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, c
         parser.add_argument(_flag(f.name, rename), **kw)
 
 
-def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any):
-    """Build ``cls`` from the flags given (nested configs too); ``overrides`` win over flags."""
+def config_from_args(cls: type, args: argparse.Namespace, base: Any = None, **overrides: Any):
+    """Build ``cls`` from the flags given (nested configs too); ``overrides`` win over flags. Fields
+    without a flag keep ``base``'s values (for a nested config: the outer field's default instance)."""
     given = vars(args)
     hints = typing.get_type_hints(cls)
     kw: dict[str, Any] = {}
@@ -97,7 +98,10 @@ def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any):
         if f.name in overrides:
             kw[f.name] = overrides[f.name]
         elif dataclasses.is_dataclass(hints[f.name]):
-            kw[f.name] = config_from_args(hints[f.name], args)
+            inner = getattr(base, f.name) if base is not None else _default(f)
+            kw[f.name] = config_from_args(hints[f.name], args, None if inner is dataclasses.MISSING else inner)
+        elif base is not None and f.name not in given:
+            kw[f.name] = getattr(base, f.name)
         elif f.name in given:
             value = given[f.name]
             kw[f.name] = tuple(value) if isinstance(value, list) else value

@@ -80,3 +80,13 @@ def test_lens_prompt_is_the_read_action():
     assert with_default_action(["lens", "--model", "m", "x"]) == ["lens", "read", "--model", "m", "x"]
     for argv in (["lens", "train-tuned"], ["lens", "read", "x"], ["lens", "--help"], ["run", "x"]):
         assert with_default_action(argv) == argv
+
+
+def test_a_nested_config_keeps_the_outer_fields_default():
+    @dataclasses.dataclass(frozen=True)
+    class Wrapper:
+        inner: Inner = dataclasses.field(default_factory=lambda: Inner(width=9))
+        """Nested, with its own default."""
+
+    assert config_from_args(Wrapper, parse(Wrapper, [])).inner.width == 9
+    assert config_from_args(Wrapper, parse(Wrapper, ["--width", "2"])).inner.width == 2

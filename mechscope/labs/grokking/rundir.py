@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import Tensor
 
 from mechscope.errors import RunError
+from mechscope.io import read_safetensors as io_read_safetensors
 from mechscope.io import write_json, write_safetensors
 from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.model import PARAM_NAMES, param_shapes
@@ -57,12 +56,8 @@ def read_json(path: Path) -> Any:
 
 
 def read_safetensors(path: Path) -> dict[str, Tensor]:
-    try:
-        return load_file(path)
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise RunError(f"{path} is corrupted ({str(exc).splitlines()[0][:80]}); delete it and rerun") from None
+    """A run's tensors, checked against the checksum written with them (one-line error if altered)."""
+    return io_read_safetensors(path, fix="delete it and rerun")
 
 
 # ------------------------------------------------------------------ schedule
