@@ -58,6 +58,30 @@ class ConfigError(MechscopeError):
     """A configuration value is outside its allowed range."""
 
 
+class LensMismatchError(RunError):
+    """A saved tuned lens belongs to another model, or lacks translators for the rows asked for."""
+
+
+class CheckpointMismatchError(RunError):
+    """A training checkpoint belongs to another model, config or training text, or is unreadable."""
+
+
+class CorpusError(MechscopeError):
+    """A corpus source is missing, empty, unreadable, or needs an optional package that is not installed."""
+
+
+class ArtifactError(RunError):
+    """An artifact directory is missing, corrupted, of another kind, or made for another model."""
+
+
+class OutputPathError(MechscopeError):
+    """An output path cannot be written without losing something (a user's folder, a file) or at all."""
+
+
+class AttributionError(MechscopeError):
+    """A component decomposition is not available for this model (e.g. a norm of an unknown kind)."""
+
+
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ' (did you mean a, b?)' for the closest choices, or '' if none are close."""
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)

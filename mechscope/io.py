@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mechscope.errors import MechscopeError, RunError
+from mechscope.errors import ArtifactError, OutputPathError  # noqa: F401 (re-exported: raised here)
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -46,14 +47,6 @@ MARKER_FORMAT = "mechscope-artifact/1"
 TENSORS_FILE = "tensors.safetensors"
 META_FILE = "meta.json"
 _TMP_TAG = ".tmp-"
-
-
-class ArtifactError(RunError):
-    """An artifact directory is missing, corrupted, of another kind, or made for another model."""
-
-
-class OutputPathError(MechscopeError):
-    """An output path cannot be written without losing something (a user's folder, a file) or at all."""
 
 
 # ----------------------------------------------------------------------------------------- single files

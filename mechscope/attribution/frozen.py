@@ -20,10 +20,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from mechscope.errors import MechscopeError
-
-
-class AttributionError(MechscopeError):
-    """A component decomposition is not available for this model (e.g. a norm of an unknown kind)."""
+from mechscope.errors import AttributionError  # noqa: F401 (re-exported: raised here)
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,16 @@ def format_top(model, probs, ids) -> list[str]:
 
     toks = model.to_str_tokens([int(i) for i in ids], visible=False)
     return [f"{r + 1:>3}  {visible(t):<18} {p:7.2%}" for r, (t, p) in enumerate(zip(toks, probs))]
+
+
+def require_finite(model, values, what: str = "logits") -> None:
+    """Refuse (one line, exit 2) a result holding NaN or inf: the model's weights are damaged, or an
+    intervention made them so; point at the check that finds and repairs a damaged cache."""
+    import torch
+
+    from mechscope.errors import CacheError
+
+    if not bool(torch.isfinite(values).all()):
+        raise CacheError(f"the model produced NaN or infinite {what}: its weights may be damaged (or an "
+                         f"intervention made them so); `mechscope check --full --model {model.name}` checks and "
+                         "repairs a converted cache")  # fmt: skip

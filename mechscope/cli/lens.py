@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_json, load_model
+from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_json, load_model, require_finite
 
 ACTIONS = ("read", "train-tuned", "eval-tuned")
 DEFAULT_ACTION = "read"
@@ -109,6 +109,7 @@ def read(args: argparse.Namespace) -> int:
     check_top_k(args.top_k, model.cfg.d_vocab)
     lens = _tuned(args, model) if args.lens == "tuned" else None
     res = logit_lens(model, args.prompt, top_k=args.top_k, sublayers=args.sublayers, targets=args.target, lens=lens)
+    require_finite(model, res.top_probs, "lens probabilities")
     pos = res.position(args.position)
     written = []
     if args.png:

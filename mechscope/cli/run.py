@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_json, format_top, load_model
+from mechscope.cli.common import (add_json_arg, add_model_arg, add_parser, emit_json, format_top, load_model,
+                                  require_finite)  # fmt: skip
 
 EXAMPLES = """\
   mechscope run "The capital of France is"
@@ -69,6 +70,7 @@ def run(args) -> int:
     if not -len(tokens) <= args.position < len(tokens):
         raise OutOfRangeError(f"position {args.position} out of range: the prompt has {len(tokens)} tokens")
     logits, cache = model.run_with_cache(args.prompt, names=names, interventions=interventions)
+    require_finite(model, logits)
     probs = logits[0, args.position].float().softmax(-1)
     top = probs.topk(args.top_k)
     hooks = {}

@@ -9,12 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mechscope.errors import MechscopeError
+from mechscope.errors import CorpusError  # noqa: F401 (re-exported: raised here)
 
 Split = Literal["train", "heldout", "all"]
-
-
-class CorpusError(MechscopeError):
-    """A corpus source is missing, empty, unreadable, or needs an optional package that is not installed."""
 
 
 @dataclass(frozen=True)

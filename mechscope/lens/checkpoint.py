@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from mechscope.errors import RunError
+from mechscope.errors import CheckpointMismatchError  # noqa: F401 (re-exported: raised here)
 
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "mechscope-tuned-lens-checkpoint/1"
@@ -43,10 +44,6 @@ def checkpoint_dir(out: str | Path) -> Path:
     """Where training for a lens saved at ``out`` keeps its checkpoint: ``<out>.checkpoint`` beside it."""
     out = Path(out)
     return out.with_name(f"{out.name}.checkpoint")
-
-
-class CheckpointMismatchError(RunError):
-    """A training checkpoint belongs to another model, config or training text, or is unreadable."""
 
 
 @dataclass

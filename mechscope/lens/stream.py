@@ -92,15 +92,14 @@ class Unembedding:
     """The model's unembedding (weight, optional bias, optional softcap), sliceable over the vocabulary."""
 
     def __init__(self, model: HookedModel):
-        module = model.hf.get_submodule(model.adapter.unembed)
-        self.weight: Float[Tensor, "d_vocab d_model"] = module.weight.detach()
-        bias = getattr(module, "bias", None)
-        self.bias = bias.detach() if bias is not None else None
-        self.cap = model.cfg.logit_softcap
-        self.d_vocab = self.weight.shape[0]
+        head = model.unembed  # the model's own output head (mechscope.model.unembed)
+        self.weight: Float[Tensor, "d_vocab d_model"] = head.weight
+        self.bias = head.bias
+        self.cap = head.softcap
+        self.d_vocab = head.d_vocab
 
     def _cap(self, logits: Tensor) -> Tensor:
-        if self.cap is not None:  # the same three steps as HookedModel.unembed (in place)
+        if self.cap is not None:  # the same three steps as Unembed.cap, in place
             logits.div_(self.cap).tanh_().mul_(self.cap)
         return logits
 

@@ -26,6 +26,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from mechscope.errors import RunError
+from mechscope.errors import LensMismatchError  # noqa: F401 (re-exported: raised here)
 from mechscope.lens.rows import Row, lens_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,10 +37,6 @@ CONFIG_FILE = "tuned_lens.json"
 FORMAT = "mechscope-tuned-lens/1"
 KIND = "tuned lens"
 """The artifact kind in mechscope's marker (:mod:`mechscope.io`)."""
-
-
-class LensMismatchError(RunError):
-    """A saved tuned lens belongs to another model, or lacks translators for the rows asked for."""
 
 
 def translator_hooks(n_layers: int, sublayers: bool = False) -> list[str]:

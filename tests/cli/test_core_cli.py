@@ -35,7 +35,7 @@ def test_info_json(capsys, tiny_dir):
 def test_check_json(capsys, tiny_dir):
     code, out, _ = run_cli(capsys, "check", "--model", tiny_dir, "--json")
     result = json.loads(out)
-    assert code == 0 and set(result) == {"hf_max_abs_diff", "batch_max_abs_diff", "ok"}
+    assert code == 0 and set(result) == {"hf_max_abs_diff", "batch_max_abs_diff", "finite", "ok"}
     assert result["ok"] and result["hf_max_abs_diff"] <= 1e-4
 
 
@@ -92,3 +92,31 @@ def test_help_has_examples(capsys):
 def test_bad_input_found_before_work(capsys, tiny_dir, argv, message):
     code, out, err = run_cli(capsys, *argv, "--model", tiny_dir)
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_check_fails_on_nan_weights(capsys, tmp_path):
+    """A damaged weight used to give ``"hf_max_abs_diff": 0.0, "ok": true`` (max() drops NaN)."""
+    import torch
+
+    hf = tiny_hf("gemma3")
+    with torch.no_grad():
+        hf.model.layers[1].mlp.down_proj.weight[0, 0] = float("nan")
+    hf.save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    code, out, _ = run_cli(capsys, "check", "--model", str(tmp_path), "--json")
+    result = json.loads(out)
+    assert code == 1 and result["ok"] is False and result["finite"] is False
+    assert result["hf_max_abs_diff"] is None and "hf_max_abs_diff" in str(result["non_finite"])
+
+
+def test_run_and_lens_refuse_nan_logits(capsys, tmp_path):
+    import torch
+
+    hf = tiny_hf("gemma3")
+    with torch.no_grad():
+        hf.model.layers[1].mlp.down_proj.weight[:, 0] = float("nan")
+    hf.save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    for argv in (["run", "The capital"], ["lens", "The capital"]):
+        code, out, err = run_cli(capsys, *argv, "--model", str(tmp_path))
+        assert code == 2 and "NaN or infinite" in err and "check --full" in err and out == "", err
