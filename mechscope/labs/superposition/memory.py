@@ -121,17 +121,16 @@ def gemma_basketball_neurons(model, prompt: str = "Michael Jordan plays the spor
     u = model.W_U[:, model.token_id(target)]  # [d_model]
     names = [f"blocks.{layer}.mlp.hook_post" for layer in range(model.cfg.n_layers)]
     cache = model.collect(prompt, names, positions=pos)
-    layers = model.hf.get_submodule(model.adapter.layers)
     with torch.no_grad():
-        hits = _rank(model, cache, names, layers, u, top)
+        hits = _rank(model, cache, names, u, top)
     return sorted(hits, key=lambda h: -h.effect)[:top]
 
 
-def _rank(model, cache, names, layers, u, top) -> list[NeuronHit]:
+def _rank(model, cache, names, u, top) -> list[NeuronHit]:
     hits = []
     for layer, name in enumerate(names):
         act = cache[name].reshape(-1).float()  # [d_mlp]
-        W_down = layers[layer].get_submodule(model.adapter.mlp_down).weight.float()
+        W_down = model.spec(name).module.weight.float()  # mlp.hook_post is the down projection's input
         if W_down.shape[0] != model.cfg.d_model:  # GPT-2's Conv1D stores [d_mlp, d_model]
             W_down = W_down.T  # [d_model, d_mlp]
         effect = act * (u.float() @ W_down)  # [d_mlp]
