@@ -204,6 +204,11 @@ def _weights_dir(d):
     (d / "model.safetensors").mkdir()
 
 
+def _config_dir(d):
+    (d / "config.json").unlink()
+    (d / "config.json").mkdir()
+
+
 CORRUPT_DIRS = {
     "config without model_type": _no_model_type,
     "config garbage": lambda d: (d / "config.json").write_text("{garbage"),
@@ -211,6 +216,7 @@ CORRUPT_DIRS = {
     "weights truncated": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]),
     "weights empty": lambda d: (d / "model.safetensors").write_bytes(b""),
     "weights a directory": _weights_dir,
+    "config a directory": _config_dir,
     "tokenizer garbage": lambda d: (d / "tokenizer.json").write_text("{x"),
 }
 
