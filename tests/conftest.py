@@ -30,3 +30,12 @@ def gemma():
     import mechscope
 
     return mechscope.load("gemma-3-270m", device="cpu")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors are faster on one thread, and two threads stall on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -82,3 +82,21 @@ def tiny_model(arch: str, seed: int = 0):
     from mechscope.model.hooked import HookedModel
 
     return HookedModel(tiny_hf(arch, seed), tiny_tokenizer(), name=f"tiny-{arch}")
+
+
+def save_tiny_dir(path, arch: str = "gemma3") -> str:
+    """A tiny model saved as a Hugging Face directory (what ``--model DIR`` loads); returns the path."""
+    tiny_hf(arch).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+def save_tiny_corpus(directory, repeats: int = 6) -> str:
+    """A .jsonl corpus of many short documents (both train and held-out splits get some); returns the path."""
+    import json
+    from pathlib import Path
+
+    lines = [json.dumps({"text": s.strip() + f" ({i})"}) for i, s in enumerate(TEXT.split(". ") * repeats) if s.strip()]
+    path = Path(directory) / "text.jsonl"
+    path.write_text("\n".join(lines))
+    return str(path)

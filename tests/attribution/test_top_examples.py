@@ -3,7 +3,6 @@ heads as units; bad hooks and units are one-line errors."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -12,15 +11,12 @@ from mechscope.attribution.top_examples import (RunningTopK, TopExamplesConfig, 
                                                 unit_values)  # fmt: skip
 from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import ConfigError, HookNameError, OutOfRangeError
-from tests.tiny import TEXT, tiny_model
+from tests.tiny import save_tiny_corpus, tiny_model
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    d = tmp_path_factory.mktemp("corpus")
-    lines = [json.dumps({"text": s.strip() + f" ({i})"}) for i, s in enumerate(TEXT.split(". ") * 6) if s.strip()]
-    (d / "text.jsonl").write_text("\n".join(lines))
-    return str(d / "text.jsonl")
+    return save_tiny_corpus(tmp_path_factory.mktemp("corpus"), 6)
 
 
 def config(corpus, **kw):

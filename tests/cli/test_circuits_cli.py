@@ -7,28 +7,17 @@ import json
 
 import pytest
 
-from mechscope.cli import main
-from tests.tiny import TEXT, tiny_hf, tiny_tokenizer
+from tests.clirun import run_cli, last_line
+from tests.tiny import save_tiny_corpus, save_tiny_dir
 
 PROMPT = "The capital of France is"
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny-gemma3")
-    tiny_hf("gemma3").save_pretrained(d)
-    tiny_tokenizer().save_pretrained(d)
-    return str(d)
+    return save_tiny_dir(tmp_path_factory.mktemp("tiny-gemma3"), "gemma3")
 
 
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_line(err: str) -> str:
-    return err.replace("\r", "\n").strip().splitlines()[-1]
 
 
 def test_dla_json_and_png(capsys, tiny_dir, tmp_path):
@@ -122,10 +111,7 @@ def test_trace_bad_input(capsys, tiny_dir, argv, message):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    d = tmp_path_factory.mktemp("corpus")
-    lines = [json.dumps({"text": s.strip() + f" ({i})"}) for i, s in enumerate(TEXT.split(". ") * 6) if s.strip()]
-    (d / "text.jsonl").write_text("\n".join(lines))
-    return str(d / "text.jsonl")
+    return save_tiny_corpus(tmp_path_factory.mktemp("corpus"), 6)
 
 
 def test_top_examples_json_and_html(capsys, tiny_dir, corpus, tmp_path):

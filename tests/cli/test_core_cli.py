@@ -7,21 +7,14 @@ import json
 import pytest
 
 from mechscope.cli import main
-from tests.tiny import tiny_hf, tiny_tokenizer
+from tests.clirun import run_cli
+from tests.tiny import save_tiny_dir, tiny_hf, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny-gemma3")
-    tiny_hf("gemma3").save_pretrained(d)
-    tiny_tokenizer().save_pretrained(d)
-    return str(d)
+    return save_tiny_dir(tmp_path_factory.mktemp("tiny-gemma3"), "gemma3")
 
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_info_json(capsys, tiny_dir):

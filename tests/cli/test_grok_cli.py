@@ -10,12 +10,7 @@ import torch
 from mechscope.cli import main
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _error(capsys, argv: list[str], match: str) -> None:

@@ -8,36 +8,22 @@ import json
 import pytest
 
 from mechscope.cli import main
-from tests.tiny import TEXT, tiny_hf, tiny_tokenizer
+from tests.clirun import run_cli, last_line
+from tests.tiny import save_tiny_corpus, save_tiny_dir
 
 PROMPT = "The reliability of Wikipedia is very"
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny-gemma2")  # softcapped
-    tiny_hf("gemma2").save_pretrained(d)
-    tiny_tokenizer().save_pretrained(d)
-    return str(d)
+    return save_tiny_dir(tmp_path_factory.mktemp("tiny-gemma2"), "gemma2")
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    d = tmp_path_factory.mktemp("corpus")
-    lines = [json.dumps({"text": s.strip() + f" ({i})"}) for i, s in enumerate(TEXT.split(". ") * 8) if s.strip()]
-    (d / "text.jsonl").write_text("\n".join(lines))
-    return str(d / "text.jsonl")
+    return save_tiny_corpus(tmp_path_factory.mktemp("corpus"), 8)
 
 
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_line(err: str) -> str:
-    """stderr's last line (progress bars redraw with carriage returns before it)."""
-    return err.replace("\r", "\n").strip().splitlines()[-1]
 
 
 def test_json_schema(capsys, tiny_dir):

@@ -8,15 +8,13 @@ import functools
 import pytest
 
 from tests.reliability.harness import STATS, Sandbox
-from tests.tiny import tiny_hf, tiny_tokenizer
+from tests.tiny import save_tiny_dir
 
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("tiny-model")
-    tiny_hf("gemma3").save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
-    return Sandbox.make(tmp_path_factory.mktemp("sandbox"), str(model_dir))
+    model_dir = save_tiny_dir(tmp_path_factory.mktemp("tiny-model"), "gemma3")
+    return Sandbox.make(tmp_path_factory.mktemp("sandbox"), model_dir)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,12 +11,7 @@ from mechscope.labs.superposition.geometry import adjacent_angles_deg, is_regula
 from mechscope.labs.superposition.toy import forward, sample_batch, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_batched_forward_equals_per_instance_reference():
