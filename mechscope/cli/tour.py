@@ -64,11 +64,18 @@ KIND = "tour"
 """The marker kind of a tour folder: a later tour may write there again; a user's folder is refused."""
 
 
+LEGACY_OUTPUTS = frozenset({"lens_wikipedia.png", "grok-fast", "grok_probe_circle.png", "grok_neuron_crest.png"})
+"""What tours wrote before tour folders had a marker: a folder holding only these is adopted."""
+
+
 def _prepare(out: Path, force: bool) -> tuple[Path, set[str]]:
     """Check ``--out`` before any work (new, empty, an earlier tour's folder, or with ``force`` any
     folder) and create it. Returns it and the names in it that are not the tour's (kept, never listed)."""
-    from mechscope.io import check_output_dir, read_marker
+    from mechscope.io import MARKER_FILE, check_output_dir, marker, read_marker, write_json
 
+    names = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if names and names <= LEGACY_OUTPUTS and read_marker(out) is None:  # an earlier version's tour folder
+        write_json(out / MARKER_FILE, marker(KIND, {n: {"bytes": None} for n in sorted(names)}))
     out = check_output_dir(out, KIND, force=force)
     out.mkdir(parents=True, exist_ok=True)
     ours = set((read_marker(out) or {}).get("files", {}))

@@ -113,3 +113,19 @@ def test_run_and_lens_refuse_nan_logits(capsys, tmp_path):
     for argv in (["run", "The capital"], ["lens", "The capital"]):
         code, out, err = run_cli(capsys, *argv, "--model", str(tmp_path))
         assert code == 2 and "NaN or infinite" in err and "check --full" in err and out == "", err
+
+
+def test_tour_folder_is_new_empty_an_earlier_tours_or_forced(capsys, tiny_dir, tmp_path):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "tour", "--only", "basics", "--model", tiny_dir, "--out", str(user))
+    assert code == 2 and "did not create" in err and sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+    code, _, _ = run_cli(capsys, "tour", "--only", "basics", "--model", tiny_dir, "--out", str(user), "--force")
+    assert code == 0 and (user / "notes.txt").read_text() == "mine"
+    legacy = tmp_path / "tour"  # a folder an earlier version's tour wrote, without a marker
+    (legacy / "grok-fast").mkdir(parents=True)
+    (legacy / "lens_wikipedia.png").write_bytes(b"png")
+    for _ in range(2):  # adopted, then recognised by its marker
+        code, _, err = run_cli(capsys, "tour", "--only", "basics", "--model", tiny_dir, "--out", str(legacy))
+        assert code == 0, err
