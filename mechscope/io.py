@@ -35,8 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mechscope.errors import MechscopeError, RunError
-from mechscope.errors import ArtifactError, OutputPathError  # noqa: F401 (re-exported: raised here)
+from mechscope.errors import ArtifactError, OutputPathError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor

@@ -19,8 +19,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from mechscope.errors import MechscopeError
-from mechscope.errors import AttributionError  # noqa: F401 (re-exported: raised here)
+from mechscope.errors import AttributionError
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from mechscope.errors import MechscopeError
-from mechscope.errors import CorpusError  # noqa: F401 (re-exported: raised here)
+from mechscope.errors import CorpusError
 
 Split = Literal["train", "heldout", "all"]
 

@@ -28,8 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mechscope.errors import RunError
-from mechscope.errors import CheckpointMismatchError  # noqa: F401 (re-exported: raised here)
+from mechscope.errors import CheckpointMismatchError
 
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "mechscope-tuned-lens-checkpoint/1"

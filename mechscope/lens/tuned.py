@@ -25,8 +25,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from mechscope.errors import RunError
-from mechscope.errors import LensMismatchError  # noqa: F401 (re-exported: raised here)
+from mechscope.errors import LensMismatchError, RunError
 from mechscope.lens.rows import Row, lens_rows
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from mechscope.cli.check import check
 from mechscope.model import convert

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mechscope.errors import RunError
 from mechscope.io import read_safetensors as io_read_safetensors
-from mechscope.io import write_json, write_safetensors
+from mechscope.io import write_json, write_safetensors  # noqa: F401 (the run's writers: rundir.write_json, ...)
 from mechscope.labs.grokking.config import GrokConfig
 from mechscope.labs.grokking.model import PARAM_NAMES, param_shapes
 
