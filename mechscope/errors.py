@@ -74,6 +74,10 @@ class ArtifactError(RunError):
     """An artifact directory is missing, corrupted, of another kind, or made for another model."""
 
 
+class TrainingError(RunError):
+    """Training met non-finite activations or diverged (loss NaN/inf); it stops at the offending step."""
+
+
 class OutputPathError(MechscopeError):
     """An output path cannot be written without losing something (a user's folder, a file) or at all."""
 

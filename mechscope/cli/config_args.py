@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import inspect
 import textwrap
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -73,7 +74,12 @@ def add_config_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, c
         text = help.get(f.name, docs.get(f.name, "")).replace("%", "%%")
         kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS)
         origin, args = typing.get_origin(tp), typing.get_args(tp)
-        if tp is bool:
+        if origin in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
+            inner = next(a for a in args if a is not type(None))
+            if inner not in (int, float, str):
+                raise TypeError(f"{cls.__name__}.{f.name}: no flag for type {tp!r}")
+            kw.update(type=_optional(inner), metavar=inner.__name__.upper())
+        elif tp is bool:
             kw.update(action=argparse.BooleanOptionalAction)
         elif origin is Literal:
             kw.update(choices=args, type=type(args[0]))
@@ -86,6 +92,21 @@ def add_config_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup, c
         shown = ", ".join(map(str, default)) if isinstance(default, tuple) else default
         kw["help"] = f"{text} (default: {shown})" if default is not dataclasses.MISSING else text
         parser.add_argument(_flag(f.name, rename), **kw)
+
+
+def _optional(tp: type):
+    """An argparse type for ``tp | None``: ``none`` (any case) gives None."""
+
+    def convert(text: str):
+        if text.strip().lower() == "none":
+            return None
+        try:
+            return tp(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {tp.__name__} or 'none', got {text!r}") from None
+
+    convert.__name__ = tp.__name__
+    return convert
 
 
 def config_from_args(cls: type, args: argparse.Namespace, base: Any = None, **overrides: Any):

@@ -1,0 +1,177 @@
+"""What an SAE is (:class:`SAEConfig`) and how it is trained (:class:`SAETrainConfig`).
+
+Both are small frozen dataclasses: the Python API, the saved ``config.json`` and the CLI flags at once
+(:mod:`mechscope.cli.config_args`). Torch-free, so ``--help`` stays instant.
+
+An SAE reads the activation ``x`` of one hook (``hook``) and reconstructs the activation ``y`` of
+``target`` (the same hook for an SAE; another for a **transcoder**, e.g. ``blocks.6.ln2.hook_normalized``
+→ ``blocks.6.hook_mlp_out``)::
+
+    pre   = (x - b_dec) @ W_enc + b_enc          # b_dec is subtracted only when target == hook
+    f     = activation(pre)                      # relu / top-k / batch top-k / jump-relu
+    y_hat = f @ W_dec + b_dec (+ x @ W_skip)     # W_dec rows are latents' output directions
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+from mechscope.errors import ConfigError
+
+Arch = Literal["relu", "topk", "batchtopk", "jumprelu"]
+ARCHS: tuple[str, ...] = ("relu", "topk", "batchtopk", "jumprelu")
+SPARSE_BY_K = ("topk", "batchtopk")
+"""Architectures whose sparsity is set by ``k`` (the others by a penalty coefficient)."""
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """The shape and kind of one sparse autoencoder (or transcoder)."""
+
+    arch: Arch = "topk"
+    """relu (decoder-norm-weighted L1), topk (with AuxK), batchtopk, or jumprelu (L0 with straight-through)."""
+    d_in: int = 640
+    """Width of the input activation (d_model for residual hooks)."""
+    width: int = 4096
+    """Number of latents (d_sae)."""
+    k: int = 32
+    """Active latents per token (topk; the batch average for batchtopk). Ignored by relu and jumprelu."""
+    d_out: int | None = None
+    """Width of the reconstructed activation; None = d_in. Differs from d_in only for transcoders."""
+    transcoder: bool = False
+    """Reconstruct another hook's activation (no b_dec subtracted from the input)."""
+    skip: bool = False
+    """Add a learned linear skip connection x @ W_skip (transcoders)."""
+    bandwidth: float = 0.001
+    """JumpReLU: width of the rectangle kernel of the straight-through threshold gradient."""
+    threshold_init: float = 0.001
+    """JumpReLU: initial threshold of every latent."""
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown SAE architecture {self.arch!r}: choose one of {', '.join(ARCHS)}")
+        if not isinstance(self.d_in, int) or self.d_in <= 0:
+            raise ConfigError(f"d_in must be a positive integer, got {self.d_in!r}")
+        if not isinstance(self.width, int) or self.width <= 0:
+            raise ConfigError(f"the SAE width must be a positive integer, got {self.width!r}")
+        if self.d_out is not None and (not isinstance(self.d_out, int) or self.d_out <= 0):
+            raise ConfigError(f"d_out must be a positive integer, got {self.d_out!r}")
+        if self.arch in SPARSE_BY_K:
+            if not isinstance(self.k, int) or self.k <= 0:
+                raise ConfigError(f"k must be a positive integer, got {self.k!r}")
+            if self.k > self.width:
+                raise ConfigError(f"k ({self.k}) cannot exceed the width ({self.width}): lower --k or raise --width")
+        if self.skip and not self.transcoder:
+            raise ConfigError("a skip connection is for transcoders: add --transcoder (and a --target hook)")
+        if self.d_out is not None and self.d_out != self.d_in and not self.transcoder:
+            raise ConfigError(f"d_out ({self.d_out}) differs from d_in ({self.d_in}): that is a transcoder")
+        if not self.bandwidth > 0 or not self.threshold_init > 0:
+            raise ConfigError("JumpReLU bandwidth and threshold_init must be positive")
+
+    @property
+    def out_dim(self) -> int:
+        return self.d_out if self.d_out is not None else self.d_in
+
+    @property
+    def unit_decoder(self) -> bool:
+        """Decoder rows kept at unit norm (all but relu, whose L1 is weighted by the norms instead)."""
+        return self.arch != "relu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SAEConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def label(self) -> str:
+        """Short name for tables and folder names: ``topk-4096-k32``."""
+        sparsity = f"-k{self.k}" if self.arch in SPARSE_BY_K else ""
+        return f"{self.arch}-{self.width}{sparsity}"
+
+
+@dataclass(frozen=True)
+class SAETrainConfig:
+    """How SAEs are trained (one config for every SAE of a pass)."""
+
+    tokens: int = 200_000
+    """Training tokens (BOS positions excluded by default)."""
+    batch_tokens: int = 2048
+    """Tokens per optimiser step (the store or model batch is reshuffled into steps of this size)."""
+    lr: float | None = None
+    """Adam learning rate; None = 2e-4 / sqrt(width / 16384), as sparsify."""
+    warmup_steps: int = 50
+    """Linear learning-rate warm-up."""
+    decay_fraction: float = 0.2
+    """The last fraction of steps decays the learning rate linearly to zero."""
+    l1_coeff: float = 2.0
+    """relu: weight of the decoder-norm-weighted L1 penalty (relative to the FVU loss)."""
+    l0_coeff: float = 0.002
+    """jumprelu: weight of the L0 penalty (per active latent, relative to the FVU loss)."""
+    aux_k: int | None = None
+    """topk/batchtopk: latents of the AuxK loss among dead ones; None = d_in // 2."""
+    aux_coeff: float = 1 / 32
+    """topk/batchtopk: weight of the AuxK loss."""
+    dead_tokens: int | None = None
+    """A latent that has not fired for this many tokens counts as dead (AuxK, stats); None = 256·width/k (≥ 10k)."""
+    b_dec_init: Literal["median", "mean", "zeros"] = "median"
+    """b_dec starts at the geometric median (or mean) of the first batch's targets."""
+    seed: int = 0
+    """Initialisation and shuffling seed."""
+    skip_bos: bool = True
+    """Leave BOS positions out (Gemma's residual at BOS is ~17x larger than elsewhere)."""
+    checkpoint_every: int = 200
+    """Steps between atomic checkpoints (0 = only at the end)."""
+    log_every: int = 10
+    """Steps between logged metrics (progress bar and history)."""
+    matmul_dtype: Literal["float32", "bfloat16", "auto"] = "float32"
+    """Encoder matmul precision: bfloat16 selects latents in bf16 (AMX/AVX-512-BF16, CUDA) and recomputes their values in fp32; auto = bf16 where fast."""
+
+    def __post_init__(self):
+        for name in ("tokens", "batch_tokens"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.decay_fraction < 1:
+            raise ConfigError(f"decay_fraction must be in [0, 1), got {self.decay_fraction}")
+        if self.warmup_steps < 0 or self.checkpoint_every < 0 or self.log_every <= 0:
+            raise ConfigError("warmup_steps and checkpoint_every must be ≥ 0 and log_every > 0")
+        if self.aux_k is not None and self.aux_k <= 0:
+            raise ConfigError(f"aux_k must be positive, got {self.aux_k}")
+        if self.dead_tokens is not None and self.dead_tokens <= 0:
+            raise ConfigError(f"dead_tokens must be positive, got {self.dead_tokens}")
+        if self.l1_coeff < 0 or self.l0_coeff < 0 or self.aux_coeff < 0:
+            raise ConfigError("loss coefficients must be ≥ 0")
+
+    @property
+    def steps(self) -> int:
+        return max(1, self.tokens // self.batch_tokens)
+
+    def lr_for(self, cfg: SAEConfig) -> float:
+        return self.lr if self.lr is not None else 2e-4 / (cfg.width / 16384) ** 0.5
+
+    def dead_after(self, cfg: SAEConfig) -> int:
+        if self.dead_tokens is not None:
+            return self.dead_tokens
+        k = cfg.k if cfg.arch in SPARSE_BY_K else 32
+        return max(10_000, 256 * cfg.width // k)
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of the learning rate at optimiser step ``step`` (0-based)."""
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        decay_start = int(self.steps * (1 - self.decay_fraction))
+        if self.decay_fraction and step >= decay_start:
+            return warm * max(0.0, (self.steps - step) / max(1, self.steps - decay_start))
+        return warm
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SAETrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

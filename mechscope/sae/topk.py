@@ -1,0 +1,63 @@
+"""TopK SAE (Gao et al. 2024): each token keeps its ``k`` largest pre-activations (after ReLU), with the
+AuxK loss reviving dead latents.
+
+Training runs on the sparse kernels of :mod:`mechscope.sae.sparse`: one dense encoder matmul to choose
+the latents, then gradients through the ``batch·k`` chosen entries only.
+
+AuxK: the residual ``e = y - y_hat`` (detached) is reconstructed from the top ``aux_k`` pre-activations
+among dead latents; its FVU against ``e``, scaled by ``min(1, n_dead / aux_k)``, is added with
+weight ``aux_coeff``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mechscope.sae import sparse
+from mechscope.sae.base import SAE, StepOut, fvu
+from mechscope.sae.config import SAETrainConfig
+
+
+class TopKSAE(SAE):
+    arch = "topk"
+
+    def activation(self, pre: Tensor) -> Tensor:
+        vals, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
+
+    def select(self, pre: Tensor, n_tokens: int) -> tuple[Tensor, Tensor]:
+        """Rows and columns kept for training (COO)."""
+        return sparse.topk_select(pre, self.cfg.k)
+
+    def train_step(self, x: Tensor, y: Tensor, tc: SAETrainConfig, dead: Tensor | None,
+                   select_dtype: torch.dtype | None = None) -> StepOut:  # fmt: skip
+        n = x.shape[0]
+        xin = self.encoder_input(x)
+        with torch.no_grad():
+            if select_dtype is not None and select_dtype != xin.dtype:
+                pre = torch.addmm(self.b_enc.to(select_dtype), xin.to(select_dtype), self.W_enc.to(select_dtype))
+            else:
+                pre = torch.addmm(self.b_enc, xin, self.W_enc)
+            rows, cols = self.select(pre, n)
+        offsets = sparse.offsets_of(rows, n)
+        vals = sparse.selected_pre(xin, self.W_enc, self.b_enc, pre, rows, cols, offsets).relu()
+        recon = sparse.sparse_decode(cols, vals, offsets, self.W_dec) + self.b_dec + self.skip_out(x)
+        main = fvu(y, recon)
+        loss, terms = main, {"fvu": main.detach()}
+        if dead is not None and tc.aux_coeff > 0:
+            n_dead = int(dead.sum())
+            if n_dead:
+                aux_k = min(tc.aux_k or max(1, self.cfg.d_in // 2), n_dead)
+                with torch.no_grad():
+                    masked = pre.masked_fill(~dead, float("-inf"))
+                    arows, acols = sparse.topk_select(masked, aux_k)
+                aoffsets = sparse.offsets_of(arows, n)
+                avals = sparse.selected_pre(xin, self.W_enc, self.b_enc, pre, arows, acols, aoffsets).relu()
+                e = (y - recon).detach()
+                e_hat = sparse.sparse_decode(acols, avals, aoffsets, self.W_dec)
+                aux = fvu(e, e_hat) * min(1.0, n_dead / aux_k)
+                loss = loss + tc.aux_coeff * aux
+                terms["auxk"] = aux.detach()
+        nz = vals.detach() > 0
+        return StepOut(recon, loss, cols[nz], nz.sum() / n, terms, vals.detach()[nz])
