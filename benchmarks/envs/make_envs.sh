@@ -4,13 +4,14 @@
 #
 #   tl      TransformerLens 4.3.0 (TransformerBridge)
 #   nnsight nnsight 0.8.1
-#   sae     SAELens 6.x (pins transformer-lens < 4, hence its own venv)
+#   sae       SAELens 6.x (pins transformer-lens < 4, hence its own venv)
+#   sparsify  EleutherAI sparsify 1.3.3 (PyPI: eai-sparsify; TopK SAE trainer)
 #
 # Every venv gets torch 2.13.0 first (the CPU wheel; an unpinned torch pulls a multi-GB CUDA build)
 # and the product's own pins (constraints.txt: transformers 5.23.0, tokenizers, safetensors, ...), so
 # peers run the same Hugging Face modeling code as mechscope.
 #
-# Usage: bash benchmarks/envs/make_envs.sh [tl] [nnsight] [sae]     (default: all three)
+# Usage: bash benchmarks/envs/make_envs.sh [tl] [nnsight] [sae] [sparsify]     (default: all four)
 # Idempotent: an env whose stamp file (.complete) matches its spec is skipped; FORCE=1 rebuilds.
 set -euo pipefail
 
@@ -25,12 +26,14 @@ declare -A PEERS=(
   [tl]="transformer-lens==4.3.0"
   [nnsight]="nnsight==0.8.1"
   [sae]="sae-lens>=6,<7"
+  [sparsify]="eai-sparsify==1.3.3"
 )
 # import check run after install: proves the entry points the benchmarks use exist
 declare -A CHECKS=(
   [tl]="from transformer_lens.model_bridge import TransformerBridge; from importlib.metadata import version; print('transformer-lens', version('transformer-lens'))"
   [nnsight]="import nnsight; from nnsight.modeling.transformers import TransformersModel; print('nnsight', nnsight.__version__)"
   [sae]="import sae_lens, transformer_lens; print('sae_lens', sae_lens.__version__)"
+  [sparsify]="from sparsify import SaeConfig, Sae, Trainer, TrainConfig; from importlib.metadata import version; print('eai-sparsify', version('eai-sparsify'))"
 )
 
 build() {
@@ -60,7 +63,7 @@ build() {
 }
 
 names=("$@")
-[[ ${#names[@]} -eq 0 ]] && names=(tl nnsight sae)
+[[ ${#names[@]} -eq 0 ]] && names=(tl nnsight sae sparsify)
 for n in "${names[@]}"; do
   [[ -n "${PEERS[$n]:-}" ]] || { echo "unknown env '$n' (known: ${!PEERS[*]})" >&2; exit 2; }
   build "$n"
