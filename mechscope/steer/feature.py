@@ -32,6 +32,8 @@ Mode = Literal["add", "clamp"]
 MODES: tuple[str, ...] = ("add", "clamp")
 MAX_DOSES = 64
 """Most doses in one sweep."""
+TRACKED = 8
+"""Tokens followed across doses: the likeliest of the unsteered and every dose's top 3."""
 
 
 @dataclass
@@ -71,6 +73,8 @@ class SteerResult:
     """The latent's unsteered activation f_N(x) at each prompt position (BOS included)."""
     clean_top: list[dict]
     doses: list[Dose]
+    tracked: list[dict]
+    """Tokens followed across doses: ``{"token", "id", "clean", "probs"}`` (``probs`` one per dose)."""
     generate: int
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -80,7 +84,8 @@ class SteerResult:
             "model": self.model, "sae": self.sae, "hook": self.hook, "target": self.target, "latent": self.latent,
             "mode": self.mode, "positions": self.positions, "tokens": self.tokens, "activations": self.activations,
             "clean": {"top": self.clean_top}, "generate": self.generate, "greedy": True,
-            "doses": [d.to_dict() for d in self.doses], "seconds": round(self.seconds, 3), **self.extra,
+            "doses": [d.to_dict() for d in self.doses], "tracked": self.tracked, "seconds": round(self.seconds, 3),
+            **self.extra,
         }  # fmt: skip
 
 
@@ -108,6 +113,17 @@ def kl_div(p_log: Float[Tensor, " d_vocab"], q_log: Float[Tensor, " d_vocab"]) -
     """KL(p ‖ q) from log-probabilities, in nats (float64)."""
     p_log, q_log = p_log.double(), q_log.double()
     return float((p_log.exp() * (p_log - q_log)).sum().clamp_min(0.0))
+
+
+def tracked_tokens(model, clean_log: Float[Tensor, " d_vocab"], logs: list[Tensor], n: int = TRACKED) -> list[dict]:
+    """The ``n`` tokens with the highest probability anywhere among the unsteered top 3 and each dose's
+    top 3, with their probability at every dose (the dose-response curves)."""
+    probs = torch.stack([clean_log, *logs]).exp()  # [1 + doses, d_vocab]
+    candidates = probs.topk(min(3, probs.shape[1]), dim=1).indices.flatten().unique()
+    best = probs[:, candidates].max(0).values
+    ids = candidates[best.argsort(descending=True)[:n]].tolist()
+    return [{"token": t, "id": i, "clean": float(probs[0, i]), "probs": probs[1:, i].tolist()}
+            for t, i in zip(model.to_str_tokens(ids), ids)]  # fmt: skip
 
 
 def describe_positions(positions: Sequence[int] | None, first: int) -> str:
@@ -156,7 +172,7 @@ def steer_latent(model, sae, latent: int, prompt: str, values: Sequence[float], 
         logits, cache = model.run_with_cache(prompt, names=[sae.hook])
         acts = sae.encode(cache[sae.hook][0].to(sae.W_enc.dtype))[:, latent]  # [pos]
     clean_log = _last_log_probs(logits, "the unsteered run")
-    doses = []
+    doses, logs = [], []
     for v in values:
         edits, hooks, clamp = extra, [], None
         if mode == "add":
@@ -172,12 +188,14 @@ def steer_latent(model, sae, latent: int, prompt: str, values: Sequence[float], 
                     clamp.reset()
                 text = model.generate(prompt, generate)
         doses.append(Dose(v, top_tokens(model, log.exp(), top_k), kl_div(clean_log, log), text))
+        logs.append(log)
         if progress is not None:
             progress(len(doses), len(values))
     return SteerResult(
         model=model.name, sae=sae.cfg.label(), hook=sae.hook, target=sae.target, latent=latent, mode=mode,
         positions=describe_positions(positions, first), tokens=model.to_str_tokens(ids), activations=acts.tolist(),
-        clean_top=top_tokens(model, clean_log.exp(), top_k), doses=doses, generate=generate,
+        clean_top=top_tokens(model, clean_log.exp(), top_k), doses=doses,
+        tracked=tracked_tokens(model, clean_log, logs), generate=generate,
         seconds=time.perf_counter() - start,
     )  # fmt: skip
 

@@ -18,6 +18,7 @@ unchanged bit for bit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -89,7 +90,7 @@ class LatentClamp:
 
     def __init__(self, sae, latent: int, value: float, positions: Sequence[int] | None = None,
                  first: int = FIRST_POSITION):  # fmt: skip
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not torch.isfinite(torch.tensor(float(value))):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InterventionError(f"a clamp value must be a finite number, got {value!r:.40}")
         self.sae, self.latent, self.value = sae, check_latent(sae, latent), float(value)
         self.positions = None if positions is None else frozenset(steered_positions(0, positions))
