@@ -155,7 +155,7 @@ def load(directory: str | Path, model=None, *, hook: str | None = None) -> SAE:
         sae.info.setdefault("target", hook)
     if model is not None:
         check_for_model(sae, model, where=str(directory))
-    sae.eval()
+    sae.eval().requires_grad_(False)
     return sae
 
 

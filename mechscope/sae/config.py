@@ -99,7 +99,7 @@ class SAETrainConfig:
     tokens: int = 200_000
     """Training tokens (BOS positions excluded by default)."""
     batch_tokens: int = 2048
-    """Tokens per optimiser step (the store or model batch is reshuffled into steps of this size)."""
+    """Tokens per optimiser step and rank (under torchrun the global batch is this times the ranks)."""
     lr: float | None = None
     """Adam learning rate; None = 2e-4 / sqrt(width / 16384), as sparsify."""
     warmup_steps: int = 50
@@ -149,7 +149,11 @@ class SAETrainConfig:
 
     @property
     def steps(self) -> int:
-        return max(1, self.tokens // self.batch_tokens)
+        return self.steps_for(1)
+
+    def steps_for(self, world: int) -> int:
+        """Optimiser steps when ``world`` ranks each take ``batch_tokens`` per step."""
+        return max(1, self.tokens // (self.batch_tokens * world))
 
     def lr_for(self, cfg: SAEConfig) -> float:
         return self.lr if self.lr is not None else 2e-4 / (cfg.width / 16384) ** 0.5
@@ -160,12 +164,13 @@ class SAETrainConfig:
         k = cfg.k if cfg.arch in SPARSE_BY_K else 32
         return max(10_000, 256 * cfg.width // k)
 
-    def lr_factor(self, step: int) -> float:
-        """Multiplier of the learning rate at optimiser step ``step`` (0-based)."""
+    def lr_factor(self, step: int, steps: int | None = None) -> float:
+        """Multiplier of the learning rate at optimiser step ``step`` (0-based) of ``steps``."""
+        steps = self.steps if steps is None else steps
         warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-        decay_start = int(self.steps * (1 - self.decay_fraction))
+        decay_start = int(steps * (1 - self.decay_fraction))
         if self.decay_fraction and step >= decay_start:
-            return warm * max(0.0, (self.steps - step) / max(1, self.steps - decay_start))
+            return warm * max(0.0, (steps - step) / max(1, steps - decay_start))
         return warm
 
     def to_dict(self) -> dict:

@@ -74,6 +74,49 @@ class StoreSource:
 
 
 @dataclass
+class TensorSource:
+    """Activations held in memory (``x`` rows, optional ``y`` targets): toy models, tests, notebooks.
+    Each epoch visits the rows in a permutation drawn from ``(seed, epoch)``."""
+
+    x: Tensor
+    y: Tensor | None = None
+    hook: str = "x"
+    target: str | None = None
+    fingerprint: str | None = None
+    model_name: str | None = None
+
+    def describe(self) -> dict:
+        import hashlib
+
+        h = hashlib.sha256(self.x.detach().cpu().float().numpy().tobytes())
+        if self.y is not None:
+            h.update(self.y.detach().cpu().float().numpy().tobytes())
+        return {"tensors": h.hexdigest()[:16], "rows": int(self.x.shape[0]), "hook": self.hook,
+                "target": self.target or self.hook}  # fmt: skip
+
+    def dims(self) -> tuple[int, int]:
+        if self.x.ndim != 2 or (self.y is not None and (self.y.ndim != 2 or self.y.shape[0] != self.x.shape[0])):
+            raise ConfigError("TensorSource needs x [rows, d_in] and y [rows, d_out] with as many rows")
+        return int(self.x.shape[1]), int((self.y if self.y is not None else self.x).shape[1])
+
+    def batches(self, tc: SAETrainConfig, start: int, rank: int, world: int) -> Iterator[tuple[Tensor, Tensor]]:
+        from mechscope.sae.store import hash_seed
+
+        n, gb = self.x.shape[0], tc.batch_tokens * world
+        if n < gb:
+            raise ConfigError(f"{n} rows cannot fill one batch of {gb}: lower batch_tokens")
+        per_epoch = n // gb
+        step = start
+        while True:
+            epoch, i = divmod(step, per_epoch)
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(hash_seed(tc.seed, epoch)))
+            idx = perm[i * gb + rank * tc.batch_tokens:i * gb + (rank + 1) * tc.batch_tokens]
+            xb = self.x[idx].float()
+            yield xb, (self.y[idx].float() if self.y is not None else xb)
+            step += 1
+
+
+@dataclass
 class ModelSource:
     """Activations streamed from ``model`` over ``corpus`` (train split), in corpus order."""
 
@@ -267,6 +310,7 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
     trainers = [_Trainer(c, tc, dict(info), device) for c in cfgs]
 
     start, history, seconds = 0, [], 0.0
+    window: list[list[dict]] = [[] for _ in trainers]  # per-step metrics since the last log row
     scales: tuple[float, float] | None = None
     if ckpt is not None and fresh and rank == 0 and ckpt.exists():
         verify_artifact(ckpt, CHECKPOINT_KIND, verify=False)  # only ever delete our own checkpoint
@@ -280,9 +324,10 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
         for i, t in enumerate(trainers):
             t.load({k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(f"sae{i}.")})
         start, history, seconds = int(meta["step"]), list(meta["history"]), float(meta["seconds"])
+        window = [list(w) for w in meta.get("window", window)]
         scales = (float(meta["scale_in"]), float(meta["scale_out"]))
 
-    steps = tc.steps
+    steps = tc.steps_for(world)
     stream = source.batches(tc, start, rank, world)
     bar = None
     if progress and rank == 0:
@@ -295,12 +340,11 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
         if ckpt is None or rank != 0:
             return
         tensors = {f"sae{i}.{k}": v for i, t in enumerate(trainers) for k, v in t.state().items()}
-        meta = {"identity": identity, "step": step, "history": history, "seconds": elapsed,
+        meta = {"identity": identity, "step": step, "history": history, "seconds": elapsed, "window": window,
                 "scale_in": scales[0], "scale_out": scales[1]}  # fmt: skip
         write_artifact(ckpt, tensors, meta, kind=CHECKPOINT_KIND, fingerprint=source.fingerprint)
 
     t0 = time.perf_counter()
-    window: list[list[dict]] = [[] for _ in trainers]
     with flush_denormals(device):
         step = start
         for step in range(start, steps):
@@ -312,20 +356,21 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
                                     "the store or the model is broken; harvest again or check the model")  # fmt: skip
             if scales is None:
                 scales = _estimate_scales(x, y, world)
-                for t in trainers:
-                    sample = y * scales[1]
-                    t.sae.init_weights(torch.Generator().manual_seed(tc.seed), sample, tc.b_dec_init)
-                    if world > 1:
-                        import torch.distributed as dist
+                sample = y * scales[1]
+                if world > 1:  # the global first batch, as one rank would see it
+                    import torch.distributed as dist
 
-                        for p in t.sae.parameters():
-                            dist.broadcast(p.data, 0)
+                    parts = [torch.empty_like(sample) for _ in range(world)]
+                    dist.all_gather(parts, sample.contiguous())
+                    sample = torch.cat(parts)
+                for t in trainers:
+                    t.sae.init_weights(torch.Generator().manual_seed(tc.seed), sample, tc.b_dec_init)
             same = y is x
             x = x * scales[0]
             y = x if same else y * scales[1]
             for i, t in enumerate(trainers):
                 for g in t.opt.param_groups:
-                    g["lr"] = t.base_lr * tc.lr_factor(step)
+                    g["lr"] = t.base_lr * tc.lr_factor(step, steps)
                 dead = t.since_fired >= t.dead_after
                 out = t.sae.train_step(x, y, tc, dead)
                 if not torch.isfinite(out.loss):
