@@ -94,8 +94,11 @@ class SAEEval:
     def width(self) -> int:
         return int(self.density.shape[0])
 
-    def density_histogram(self, lo: float = -8.0, bins_per_decade: int = 2) -> dict:
-        """Counts of live latents per log10(density) bin from ``lo`` to 0, plus the dead count."""
+    def density_histogram(self, lo: float | None = None, bins_per_decade: int = 2) -> dict:
+        """Counts of live latents per log10(density) bin from ``lo`` (default: the decade below
+        1 / tokens, the least a live latent can have) to 0, plus the dead count."""
+        if lo is None:
+            lo = -float(math.ceil(math.log10(max(2, self.tokens))))
         d = self.density.double()
         live = d[d > 0]
         edges = [lo + i / bins_per_decade for i in range(int(-lo * bins_per_decade) + 1)]
@@ -170,9 +173,9 @@ class RunningStats:
 def next_token_ce(logits: Float[Tensor, "batch pos d_vocab"], ids: Int[Tensor, "batch pos"], first: int) -> tuple[float, int]:
     """Summed next-token cross-entropy (nats) of the logits at positions ``first .. pos-2`` and its count."""
     lg = logits[:, first:-1].float()  # [batch, pos - first - 1, vocab]
-    tgt = ids[:, first + 1:].to(lg.device)
-    ce = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), tgt.reshape(-1).long(), reduction="sum")
-    return float(ce.double()), tgt.numel()
+    tgt = ids[:, first + 1:].to(lg.device).long()
+    ce = torch.logsumexp(lg, -1) - lg.gather(-1, tgt[..., None]).squeeze(-1)  # no [.., vocab] log-softmax copy
+    return float(ce.double().sum()), tgt.numel()
 
 
 # -------------------------------------------------------------------------------------- evaluation

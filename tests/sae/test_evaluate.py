@@ -186,3 +186,14 @@ def test_cli_json_png_and_errors(capsys, tiny_dir, corpus, tmp_path, one_thread)
     assert code == 2 and "another model" in last_line(err) and last_line(err).startswith("mechscope: error:")
     code, _, err = run_cli(capsys, *args, "--png", str(tmp_path / "x.txt"))
     assert code == 2 and "should end in .png" in last_line(err)
+
+
+@pytest.mark.gemma
+def test_gemma_perfect_and_zero(gemma):
+    """On Gemma 3 270M's built-in held-out text: a perfect SAE recovers all the loss, and zero-ablating
+    the layer-6 residual stream is far worse than clean (numbers documented in docs/sae-eval.md)."""
+    hook = "blocks.6.hook_resid_post"
+    got = evaluate(gemma, perfect_sae(gemma, hook), SAEEvalConfig(tokens=512), progress=False)
+    assert got.tokens == 4 * 127 and got.predicted == 4 * 126
+    assert got.fvu < 1e-10 and got.ce_spliced == pytest.approx(got.ce_clean, abs=1e-4)
+    assert 2.0 < got.ce_clean < 5.0 and got.ce_zero > got.ce_clean + 5 and got.loss_recovered == pytest.approx(1, abs=1e-4)
