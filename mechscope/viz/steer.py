@@ -28,13 +28,14 @@ def header(data: dict) -> str:
 
 
 def activation_line(data: dict) -> str:
+    """The latent's unsteered activation after BOS (BOS is not steered, and SAEs are trained without it)."""
     acts, toks = data["activations"], data["tokens"]
-    if not acts:
+    if len(acts) < 2:
         return ""
-    i = max(range(len(acts)), key=acts.__getitem__)
+    i = max(range(1, len(acts)), key=acts.__getitem__)
     active = sum(a > 0 for a in acts[1:])
-    return (f"unsteered activation of latent {data['latent']}: max {acts[i]:.3g} at position {i} "
-            f"({visible(toks[i])}), active at {active} of {len(acts) - 1} positions after BOS")  # fmt: skip
+    return (f"unsteered activation of latent {data['latent']} after BOS: max {acts[i]:.4g} at position {i} "
+            f"({visible(toks[i])}), active at {active} of {len(acts) - 1} positions")  # fmt: skip
 
 
 def table_lines(data: dict, width: int | None = None) -> list[str]:
@@ -91,8 +92,8 @@ def steer_figure(data: dict):
     labels = [f"{d['value']:g}" for d in doses]
     x = list(range(len(doses)))
     n_text = len(doses) if data["generate"] else 0
-    fig = plt.figure(figsize=(11, 4.4 + 0.32 * n_text), dpi=110)
-    grid = fig.add_gridspec(2, 2, width_ratios=[2.3, 1], height_ratios=[4.0, 0.1 + 0.32 * n_text])
+    fig = plt.figure(figsize=(11, 4.4 + 0.2 * n_text), dpi=110)
+    grid = fig.add_gridspec(2, 2, width_ratios=[2.3, 1], height_ratios=[4.0, 0.1 + 0.2 * n_text])
     ax, axk = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     top = max([t["clean"] for t in data["tracked"]] + [p for t in data["tracked"] for p in t["probs"]], default=0.0)
     for i, t in enumerate(data["tracked"]):

@@ -58,7 +58,7 @@ def test_clamp_table(capsys, dirs, one_thread):
                          "--top-k", "3")  # fmt: skip
     assert code == 0
     lines = out.splitlines()
-    assert "clamp f_N := V" in lines[0] and "unsteered activation of latent 9" in out
+    assert "clamp f_N := V" in lines[0] and "unsteered activation of latent 9 after BOS" in out
     head = next(i for i, l in enumerate(lines) if "unsteered" in l and "V=-5" in l)
     assert "V=0" in lines[head] and "V=30" in lines[head]
     assert [l.split()[0] for l in lines[head + 1 : head + 4]] == ["1", "2", "3"] and "KL" in lines[head + 4]
