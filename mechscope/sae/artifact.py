@@ -115,7 +115,8 @@ def load_native(directory: str | Path, fingerprint: str | None = None) -> SAE:
 
 
 def detect_format(directory: Path) -> str:
-    """``mechscope``, ``saelens``, ``sparsify``, ``gemmascope`` or ``gemmascope2`` (by the files present)."""
+    """``mechscope``, ``saelens``, ``sparsify``, ``gemmascope`` or ``gemmascope2`` (by the files present; a
+    folder whose sub-folders hold sparsify SAEs, as sparsify's trainer writes, is ``sparsify``)."""
     from mechscope.io import MARKER_FILE
 
     if (directory / MARKER_FILE).exists():
@@ -126,10 +127,16 @@ def detect_format(directory: Path) -> str:
         return "saelens"
     if (directory / "sae.safetensors").exists() and (directory / "cfg.json").exists():
         return "sparsify"
-    if (directory / "params.safetensors").exists() or any(directory.glob("*.safetensors")):
+    if (directory / "params.safetensors").exists():
+        return "gemmascope2"
+    from mechscope.sae.formats_sparsify import sae_folders
+
+    if sae_folders(directory):  # a sparsify trainer checkpoint: one folder per hookpoint
+        return "sparsify"
+    if any(directory.glob("*.safetensors")):
         return "gemmascope2"
     raise ArtifactError(f"{directory} holds no SAE mechscope can read (expected mechscope.json, sae_weights.safetensors, "
-                        "cfg.json + sae.safetensors, or params.npz)")  # fmt: skip
+                        "cfg.json + sae.safetensors, params.npz or params.safetensors)")  # fmt: skip
 
 
 def load(directory: str | Path, model=None, *, hook: str | None = None) -> SAE:
