@@ -129,3 +129,21 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def fast_bf16(device: str | torch.device = "cpu") -> bool:
+    """Whether bfloat16 matmuls are faster than float32 here: CUDA with bf16 support, or a CPU with AMX or
+    AVX-512-BF16 (``amx_bf16`` / ``avx512_bf16`` in ``/proc/cpuinfo``). Elsewhere bf16 is emulated and slower."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags

@@ -15,3 +15,10 @@ def test_public_names():
     from mechscope.interventions import Add, Clamp  # noqa: F401
 
     assert callable(mechscope.load) and mechscope.interventions.Clamp is Clamp
+
+
+def test_building_the_cli_parser_does_not_load_torch():
+    """``mechscope <any command> --help`` stays instant: every command's flags come from torch-free configs."""
+    code = "import sys; from mechscope.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False"]

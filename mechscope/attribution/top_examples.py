@@ -26,37 +26,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from mechscope.attribution.config import TopExamplesConfig
 from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import ConfigError, HookNameError, OutOfRangeError
 
 KIND = "top-examples"
-
-
-@dataclass(frozen=True)
-class TopExamplesConfig:
-    """Which text is scanned and how much of each unit's ranking is kept."""
-
-    tokens: int = 32768
-    """Corpus tokens to scan (BOS included); contexts are packed to the corpus seq_len."""
-    k: int = 10
-    """Top and bottom contexts kept per unit."""
-    batch_size: int = 32
-    """Contexts per forward."""
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    """The corpus (default: the offline built-in one, packed into 128-token contexts)."""
-
-    def __post_init__(self):
-        for name, low in (("tokens", 1), ("k", 1), ("batch_size", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if self.tokens < self.corpus.seq_len:
-            raise ConfigError(f"tokens ({self.tokens}) must cover at least one context of {self.corpus.seq_len}")
-
-    def key(self, fingerprint: str, hook: str) -> str:
-        blob = json.dumps({"fp": fingerprint, "hook": hook, "tokens": self.tokens, "k": self.k,
-                           "corpus": self.corpus.to_dict()}, sort_keys=True)  # fmt: skip
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def unit_values(act: Tensor, spec) -> Float[Tensor, "batch pos unit"]:

@@ -28,35 +28,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mechscope.attribution.common import subject_positions
+from mechscope.attribution.config import TraceConfig
 from mechscope.errors import ConfigError, PromptError
 
 KINDS = ("resid", "mlp", "attn")
 FINAL = "ln_final.hook_normalized"
 HOOK = {"resid": "hook_resid_post", "mlp": "hook_mlp_out", "attn": "hook_attn_out"}
-
-
-@dataclass(frozen=True)
-class TraceConfig:
-    """Settings of one causal trace."""
-
-    samples: int = 10
-    """Noise draws averaged per restored state."""
-    window: int = 10
-    """Layers restored together for the mlp and attn kinds (centred on the layer, clipped at the ends)."""
-    noise: float = 3.0
-    """Noise standard deviation in units of σ, the embedding matrix's standard deviation (scale included)."""
-    seed: int = 0
-    """Seed of the noise draws."""
-    batch_size: int = 64
-    """Rows (restored runs) per forward."""
-
-    def __post_init__(self):
-        for name in ("samples", "window", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if not (isinstance(self.noise, (int, float)) and 0 <= self.noise < float("inf")):
-            raise ConfigError(f"noise must be a finite non-negative number of σ, got {self.noise!r}")
 
 
 @dataclass

@@ -17,7 +17,7 @@ EXAMPLES = """\
 
 def register(actions) -> None:
     from mechscope.cli.config_args import add_config_args
-    from mechscope.sae.evaluate import SAEEvalConfig
+    from mechscope.sae.config import SAEEvalConfig
 
     p = add_parser(actions, "eval",
                    "Evaluate an SAE or transcoder on held-out text, all positions but BOS: L0, FVU, dead/dense latents, "

@@ -17,7 +17,7 @@ Killed? Run the same command again: it resumes, with no token missing or repeate
 
 def register(actions) -> None:
     from mechscope.cli.config_args import add_config_args
-    from mechscope.sae.store import HarvestConfig
+    from mechscope.sae.config import HarvestConfig
 
     p = add_parser(actions, "harvest", "Run the model over a corpus and store its activations at one or more hooks "
                    "(sharded safetensors + manifest; resumable).", EXAMPLES)  # fmt: skip

@@ -16,7 +16,7 @@ EXAMPLES = """\
 
 
 def register(subparsers) -> None:
-    from mechscope.attribution.top_examples import TopExamplesConfig
+    from mechscope.attribution.config import TopExamplesConfig
     from mechscope.cli.config_args import add_config_args
 
     p = add_parser(subparsers, "top-examples",

@@ -14,7 +14,7 @@ EXAMPLES = """\
 
 
 def register(subparsers) -> None:
-    from mechscope.attribution.tracing import TraceConfig
+    from mechscope.attribution.config import TraceConfig
     from mechscope.cli.config_args import add_config_args
 
     p = add_parser(subparsers, "trace",

@@ -168,7 +168,7 @@ def load(directory: str | Path, model=None, *, hook: str | None = None) -> SAE:
 
 def check_for_model(sae: SAE, model, where: str = "") -> None:
     """One-line errors when ``sae`` does not fit ``model`` (fingerprint, hook names, widths)."""
-    from mechscope.errors import HookNameError
+    from mechscope.errors import HookNameError, OutOfRangeError
 
     have = sae.info.get("fingerprint")
     if have and model.fingerprint and have != model.fingerprint:
@@ -179,7 +179,7 @@ def check_for_model(sae: SAE, model, where: str = "") -> None:
             raise ArtifactError(f"the SAE {where} does not say which hook it reads: pass --hook")
         try:
             spec = model.spec(name)
-        except HookNameError as exc:
+        except (HookNameError, OutOfRangeError) as exc:
             raise ArtifactError(f"the SAE {where} reads {name}, which {model.name} does not have ({exc})") from None
         d = model.hook_shapes()[spec.name][-1]
         if d != width:

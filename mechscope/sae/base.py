@@ -69,7 +69,8 @@ class SAE(nn.Module):
 
     # ----------------------------------------------------------------- init
 
-    def init_weights(self, generator: torch.Generator, sample_y: Tensor | None = None, b_dec_init: str = "median") -> None:
+    def init_weights(self, generator: torch.Generator, sample_y: Tensor | None = None, b_dec_init: str = "median",
+                     sample_x: Tensor | None = None) -> None:  # fmt: skip
         """Decoder rows random unit vectors (x0.1 for relu), encoder = decoder transpose, b_enc 0, b_dec at
         the geometric median (or mean) of ``sample_y``."""
         cfg = self.cfg

@@ -14,9 +14,11 @@ An SAE reads the activation ``x`` of one hook (``hook``) and reconstructs the ac
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
+from mechscope.data.corpus import BUILTIN, CorpusConfig
 from mechscope.errors import ConfigError
 
 Arch = Literal["relu", "topk", "batchtopk", "jumprelu"]
@@ -36,17 +38,17 @@ class SAEConfig:
     width: int = 4096
     """Number of latents (d_sae)."""
     k: int = 32
-    """Active latents per token (topk; the batch average for batchtopk). Ignored by relu and jumprelu."""
+    """Active latents per token (topk; the batch average for batchtopk); jumprelu: the L0 its thresholds start at."""
     d_out: int | None = None
     """Width of the reconstructed activation; None = d_in. Differs from d_in only for transcoders."""
     transcoder: bool = False
     """Reconstruct another hook's activation (no b_dec subtracted from the input)."""
     skip: bool = False
     """Add a learned linear skip connection x @ W_skip (transcoders)."""
-    bandwidth: float = 0.001
-    """JumpReLU: width of the rectangle kernel of the straight-through threshold gradient."""
-    threshold_init: float = 0.001
-    """JumpReLU: initial threshold of every latent."""
+    bandwidth: float = 0.05
+    """JumpReLU: width of the rectangle kernel of the straight-through threshold gradient (training units: inputs scaled to E|x|^2 = d_in)."""
+    threshold_init: float = 0.01
+    """JumpReLU: smallest initial threshold (thresholds start where each latent fires on k/width of the first batch)."""
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -101,10 +103,16 @@ class SAETrainConfig:
     batch_tokens: int = 2048
     """Tokens per optimiser step and rank (under torchrun the global batch is this times the ranks)."""
     lr: float | None = None
-    """Adam learning rate; None = 2e-4 / sqrt(width / 16384), as sparsify."""
-    warmup_steps: int = 50
+    """Adam learning rate of the decoder; None = 1.5e-2 * sqrt(4096 / width)."""
+    enc_lr_scale: float = 0.2
+    """W_enc learns at lr times this: latents that fire early otherwise crowd the rest out (44 % dead -> 2-3 %)."""
+    bias_lr_scale: float = 0.1
+    """b_enc and b_dec learn at lr times this (fewer very dense latents)."""
+    adam_beta1: float = 0.5
+    """Adam's first-moment decay (0.5 converged faster than 0.9 on Gemma, 30 steps)."""
+    warmup_steps: int = 10
     """Linear learning-rate warm-up."""
-    decay_fraction: float = 0.2
+    decay_fraction: float = 0.8
     """The last fraction of steps decays the learning rate linearly to zero."""
     l1_coeff: float = 2.0
     """relu: weight of the decoder-norm-weighted L1 penalty (relative to the FVU loss)."""
@@ -144,6 +152,8 @@ class SAETrainConfig:
             raise ConfigError(f"aux_k must be positive, got {self.aux_k}")
         if self.dead_tokens is not None and self.dead_tokens <= 0:
             raise ConfigError(f"dead_tokens must be positive, got {self.dead_tokens}")
+        if not (self.enc_lr_scale > 0 and self.bias_lr_scale >= 0 and 0 <= self.adam_beta1 < 1):
+            raise ConfigError("enc_lr_scale must be > 0, bias_lr_scale ≥ 0 and adam_beta1 in [0, 1)")
         if self.l1_coeff < 0 or self.l0_coeff < 0 or self.aux_coeff < 0:
             raise ConfigError("loss coefficients must be ≥ 0")
 
@@ -156,7 +166,7 @@ class SAETrainConfig:
         return max(1, self.tokens // (self.batch_tokens * world))
 
     def lr_for(self, cfg: SAEConfig) -> float:
-        return self.lr if self.lr is not None else 2e-4 / (cfg.width / 16384) ** 0.5
+        return self.lr if self.lr is not None else 1.5e-2 * (4096 / cfg.width) ** 0.5
 
     def dead_after(self, cfg: SAEConfig) -> int:
         if self.dead_tokens is not None:
@@ -180,3 +190,93 @@ class SAETrainConfig:
     def from_dict(cls, d: dict) -> SAETrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+DTYPE_NAMES = ("float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class HarvestConfig:
+    """Which activations a store holds."""
+
+    hooks: tuple[str, ...] = ("blocks.6.hook_resid_post",)
+    """Hook names to record (all from one forward, cut after the last of them)."""
+    tokens: int = 200_000
+    """Corpus tokens to run (rounded up to whole contexts; BOS included)."""
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    split: Literal["train", "heldout", "all"] = "train"
+    """Which documents of the corpus (split by document hash)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Storage dtype of the activations (training always computes in float32)."""
+    skip_bos: bool = True
+    """Leave position 0 (BOS) out of the stored activations."""
+    shard_contexts: int = 256
+    """Contexts per shard file (256 x 127 positions x 640 floats = 83 MB at float32)."""
+    batch_contexts: int = 16
+    """Contexts per model forward."""
+
+    def __post_init__(self):
+        if isinstance(self.hooks, str):
+            object.__setattr__(self, "hooks", (self.hooks,))
+        object.__setattr__(self, "hooks", tuple(dict.fromkeys(self.hooks)))
+        if not self.hooks:
+            raise ConfigError("a store needs at least one --hook")
+        for name in ("tokens", "shard_contexts", "batch_contexts"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if self.dtype not in DTYPE_NAMES:
+            raise ConfigError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
+
+    @property
+    def contexts(self) -> int:
+        return math.ceil(self.tokens / self.corpus.seq_len)
+
+    @property
+    def n_shards(self) -> int:
+        return math.ceil(self.contexts / self.shard_contexts)
+
+    @property
+    def first_position(self) -> int:
+        return 1 if self.skip_bos else 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hooks"] = list(self.hooks)
+        d["corpus"] = self.corpus.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HarvestConfig:
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if isinstance(kw.get("corpus"), dict):
+            c = dict(kw["corpus"])
+            c["sources"] = tuple(c.get("sources", (BUILTIN,)))
+            kw["corpus"] = CorpusConfig(**c)
+        kw["hooks"] = tuple(kw.get("hooks", ()))
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class SAEEvalConfig:
+    """Which held-out text an SAE is evaluated on."""
+
+    tokens: int = 8192
+    """Held-out corpus tokens to run (rounded up to whole contexts; BOS included)."""
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    batch_contexts: int = 4
+    """Contexts per model forward (the logits of a batch are batch · seq_len · d_vocab floats)."""
+    dense_threshold: float = 0.1
+    """A latent active on more than this fraction of positions counts as dense."""
+
+    def __post_init__(self):
+        for name in ("tokens", "batch_contexts"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not 0 < self.dense_threshold < 1:
+            raise ConfigError(f"dense_threshold must be in (0, 1), got {self.dense_threshold}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "corpus": self.corpus.to_dict()}

@@ -33,32 +33,9 @@ from torch import Tensor
 
 from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import ConfigError
+from mechscope.sae.config import SAEEvalConfig  # noqa: F401  (re-exported)
 
 POSITIONS = "all but BOS"
-
-
-@dataclass(frozen=True)
-class SAEEvalConfig:
-    """Which held-out text an SAE is evaluated on."""
-
-    tokens: int = 8192
-    """Held-out corpus tokens to run (rounded up to whole contexts; BOS included)."""
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    batch_contexts: int = 4
-    """Contexts per model forward (the logits of a batch are batch · seq_len · d_vocab floats)."""
-    dense_threshold: float = 0.1
-    """A latent active on more than this fraction of positions counts as dense."""
-
-    def __post_init__(self):
-        for name in ("tokens", "batch_contexts"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if not 0 < self.dense_threshold < 1:
-            raise ConfigError(f"dense_threshold must be in (0, 1), got {self.dense_threshold}")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "corpus": self.corpus.to_dict()}
 
 
 @dataclass

@@ -80,10 +80,19 @@ class JumpReLUSAE(SAE):
     def threshold(self) -> Tensor:
         return self.log_threshold.exp()
 
-    def init_weights(self, generator, sample_y=None, b_dec_init="median") -> None:
+    def init_weights(self, generator, sample_y=None, b_dec_init="median", sample_x=None) -> None:
+        """As :meth:`SAE.init_weights`; with a sample of inputs, each latent's threshold starts at the quantile
+        of its pre-activation that lets it fire on ``k / width`` of the sample (L0 starts at ``k``), never
+        below ``threshold_init``: thresholds learn slowly (the L0 gradient only sees pre-activations within
+        ``bandwidth`` of them), so a start at the right scale matters."""
         super().init_weights(generator, sample_y, b_dec_init)
         with torch.no_grad():
             self.log_threshold.fill_(math.log(self.cfg.threshold_init))
+            x = sample_x if sample_x is not None else (sample_y if not self.cfg.transcoder else None)
+            if x is not None and x.shape[0] >= 2:
+                q = 1.0 - min(1.0, self.cfg.k / self.cfg.width)
+                theta = torch.quantile(self.pre_acts(x.to(self.W_enc.dtype)).float(), q, dim=0)
+                self.log_threshold.copy_(theta.clamp_min(self.cfg.threshold_init).log())
 
     def activation(self, pre: Tensor) -> Tensor:
         return pre * (pre > self.threshold)

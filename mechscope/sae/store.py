@@ -34,76 +34,13 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from mechscope.data.corpus import BUILTIN, CorpusConfig
 from mechscope.errors import ArtifactError, ConfigError, OutputPathError
+from mechscope.sae.config import DTYPE_NAMES, HarvestConfig  # noqa: F401  (HarvestConfig re-exported)
 
 KIND = "activation-store"
 SHARD_NAME = "shard-{:05d}.safetensors"
 VERSION = 1
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class HarvestConfig:
-    """Which activations a store holds."""
-
-    hooks: tuple[str, ...] = ("blocks.6.hook_resid_post",)
-    """Hook names to record (all from one forward, cut after the last of them)."""
-    tokens: int = 200_000
-    """Corpus tokens to run (rounded up to whole contexts; BOS included)."""
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    split: Literal["train", "heldout", "all"] = "train"
-    """Which documents of the corpus (split by document hash)."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
-    """Storage dtype of the activations (training always computes in float32)."""
-    skip_bos: bool = True
-    """Leave position 0 (BOS) out of the stored activations."""
-    shard_contexts: int = 256
-    """Contexts per shard file (256 x 127 positions x 640 floats = 83 MB at float32)."""
-    batch_contexts: int = 16
-    """Contexts per model forward."""
-
-    def __post_init__(self):
-        if isinstance(self.hooks, str):
-            object.__setattr__(self, "hooks", (self.hooks,))
-        object.__setattr__(self, "hooks", tuple(dict.fromkeys(self.hooks)))
-        if not self.hooks:
-            raise ConfigError("a store needs at least one --hook")
-        for name in ("tokens", "shard_contexts", "batch_contexts"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
-
-    @property
-    def contexts(self) -> int:
-        return math.ceil(self.tokens / self.corpus.seq_len)
-
-    @property
-    def n_shards(self) -> int:
-        return math.ceil(self.contexts / self.shard_contexts)
-
-    @property
-    def first_position(self) -> int:
-        return 1 if self.skip_bos else 0
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hooks"] = list(self.hooks)
-        d["corpus"] = self.corpus.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> HarvestConfig:
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        if isinstance(kw.get("corpus"), dict):
-            c = dict(kw["corpus"])
-            c["sources"] = tuple(c.get("sources", (BUILTIN,)))
-            kw["corpus"] = CorpusConfig(**c)
-        kw["hooks"] = tuple(kw.get("hooks", ()))
-        return cls(**kw)
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def _dist() -> tuple[int, int]:
@@ -249,6 +186,7 @@ class ActivationStore:
         if not self.marker.get("complete") and not allow_incomplete:
             raise ArtifactError(f"the store at {self.path} is incomplete (its harvest was interrupted): run the same "
                                 "`mechscope sae harvest` command again to finish it")  # fmt: skip
+        self._verified: set[str] = set()
         self.fingerprint: str | None = self.marker.get("fingerprint")
         self.model_name: str | None = self.marker.get("model")
 
@@ -280,7 +218,8 @@ class ActivationStore:
                                 "or train on a hook it holds")  # fmt: skip
 
     def shard(self, name: str, hooks: list[str] | None = None, verify: bool = True) -> tuple[Int[Tensor, "context seq"], dict[str, Tensor]]:
-        """``(tokens, {hook: acts [contexts, positions, d]})`` of one shard, checksum verified."""
+        """``(tokens, {hook: acts [contexts, positions, d]})`` of one shard, its checksum verified on first read
+        (later epochs only check the size: a shard is written once, by rename)."""
         from mechscope.io import sha256_file
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -290,8 +229,10 @@ class ActivationStore:
         rec = self.marker["files"].get(name)
         if rec is None or not path.is_file():
             raise ArtifactError(f"the store at {self.path} lacks {name}: {fix}")
-        if path.stat().st_size != rec["size"] or (verify and sha256_file(path) != rec["sha256"]):
+        if path.stat().st_size != rec["size"] or (verify and name not in self._verified and sha256_file(path) != rec["sha256"]):
             raise ArtifactError(f"the store at {self.path} is corrupted ({name} fails its checksum): {fix}")
+        if verify:
+            self._verified.add(name)
         try:
             t = load_file(str(path))
         except (OSError, SafetensorError, ValueError) as exc:
@@ -367,8 +308,8 @@ class ActivationStore:
             epoch += 1
 
 
-def hash_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across processes, unlike ``hash``)."""
+def hash_seed(*parts: int | str) -> int:
+    """A 63-bit seed from integers and strings (stable across processes, unlike ``hash``)."""
     import hashlib
 
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1

@@ -35,6 +35,7 @@ from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import CheckpointMismatchError, ConfigError, TrainingError
 from mechscope.sae.base import SAE
 from mechscope.sae.config import SAEConfig, SAETrainConfig
+from mechscope.sae.store import hash_seed
 
 CHECKPOINT_KIND = "sae-checkpoint"
 ADAM_KEYS = ("exp_avg", "exp_avg_sq", "step")
@@ -126,10 +127,15 @@ class ModelSource:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     batch_contexts: int = 16
     """Contexts per model forward."""
+    contexts: Tensor | None = None
+    """Token ids ``[n, seq_len]`` (BOS first) to run instead of the corpus, cycled."""
 
     def describe(self) -> dict:
-        return {"model": self.model.name, "corpus": self.corpus.to_dict(), "hook": self.hook,
-                "target": self.target or self.hook}  # fmt: skip
+        import hashlib
+
+        text = ({"contexts": hashlib.sha256(self.contexts.to(torch.int64).numpy().tobytes()).hexdigest()[:16]}
+                if self.contexts is not None else {"corpus": self.corpus.to_dict()})  # fmt: skip
+        return {"model": self.model.name, **text, "hook": self.hook, "target": self.target or self.hook}
 
     @property
     def fingerprint(self) -> str:
@@ -152,7 +158,7 @@ class ModelSource:
 
         model, hook, target = self.model, self.hook, self.target or self.hook
         first = 1 if tc.skip_bos else 0
-        per_ctx = self.corpus.seq_len - first
+        per_ctx = (self.contexts.shape[1] if self.contexts is not None else self.corpus.seq_len) - first
         # contexts are dealt to ranks in blocks of batch_contexts; rank r skips what earlier steps used
         skip_rows = start * tc.batch_tokens
         skip_ctx, drop = divmod(skip_rows, per_ctx)
@@ -162,7 +168,10 @@ class ModelSource:
         seen = 0
         names = [hook] if target == hook else [hook, target]
         while True:
-            stream = corpus_batches(model.tokenizer, self.corpus, "train", self.batch_contexts, progress=False)
+            if self.contexts is not None:
+                stream = self.contexts.split(self.batch_contexts)
+            else:
+                stream = corpus_batches(model.tokenizer, self.corpus, "train", self.batch_contexts, progress=False)
             got_any = False
             for j, ctx in enumerate(stream):
                 got_any = True
@@ -244,11 +253,13 @@ class _Trainer:
 
         self.cfg = cfg
         self.sae = build(cfg, info).to(device)
-        self.opt = torch.optim.Adam(self.sae.parameters(), lr=tc.lr_for(cfg), betas=(0.9, 0.999), eps=1e-8,
-                                    fused=device.type in ("cpu", "cuda"))  # fmt: skip
+        lr, s = tc.lr_for(cfg), self.sae
+        scale = {id(s.W_enc): tc.enc_lr_scale, id(s.b_enc): tc.bias_lr_scale, id(s.b_dec): tc.bias_lr_scale}
+        groups = [{"params": [p], "lr": lr * scale.get(id(p), 1.0), "base_lr": lr * scale.get(id(p), 1.0)}
+                  for p in s.parameters()]  # fmt: skip
+        self.opt = torch.optim.Adam(groups, betas=(tc.adam_beta1, 0.999), eps=1e-8, fused=device.type in ("cpu", "cuda"))
         self.since_fired = torch.zeros(cfg.width, dtype=torch.int64, device=device)
         self.dead_after = tc.dead_after(cfg)
-        self.base_lr = tc.lr_for(cfg)
 
     def state(self) -> dict[str, Tensor]:
         out = {f"param.{n}": p.detach() for n, p in self.sae.named_parameters()}
@@ -328,6 +339,10 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
         scales = (float(meta["scale_in"]), float(meta["scale_out"]))
 
     steps = tc.steps_for(world)
+    from mechscope.runtime import fast_bf16
+
+    use_bf16 = tc.matmul_dtype == "bfloat16" or (tc.matmul_dtype == "auto" and fast_bf16(device))
+    select_dtype = torch.bfloat16 if use_bf16 else None
     stream = source.batches(tc, start, rank, world)
     bar = None
     if progress and rank == 0:
@@ -363,16 +378,17 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
                     parts = [torch.empty_like(sample) for _ in range(world)]
                     dist.all_gather(parts, sample.contiguous())
                     sample = torch.cat(parts)
-                for t in trainers:
-                    t.sae.init_weights(torch.Generator().manual_seed(tc.seed), sample, tc.b_dec_init)
+                for t in trainers:  # each SAE its own stream (shared rows would fake matches across widths)
+                    seed = hash_seed(tc.seed, t.cfg.arch, t.cfg.width, t.cfg.k)
+                    t.sae.init_weights(torch.Generator().manual_seed(seed), sample, tc.b_dec_init, x)
             same = y is x
             x = x * scales[0]
             y = x if same else y * scales[1]
             for i, t in enumerate(trainers):
                 for g in t.opt.param_groups:
-                    g["lr"] = t.base_lr * tc.lr_factor(step, steps)
+                    g["lr"] = g["base_lr"] * tc.lr_factor(step, steps)
                 dead = t.since_fired >= t.dead_after
-                out = t.sae.train_step(x, y, tc, dead)
+                out = t.sae.train_step(x, y, tc, dead, select_dtype)
                 if not torch.isfinite(out.loss):
                     raise TrainingError(f"the loss of SAE {t.cfg.label()} became {float(out.loss)} at step {step}: "
                                         "lower --lr, or check the activations")  # fmt: skip
