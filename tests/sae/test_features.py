@@ -241,3 +241,46 @@ def test_more_rows_than_contexts(model, store, tmp_path):
     u = int(stats.fires.argmax())
     d = stats.latent(u, model, sae)
     assert len(d["top_examples"]) == int((f[..., u].max(1).values > 0).sum()) == d["samples"] > 30
+
+
+
+def test_shape_annotations_hold(model):
+    import jaxtyping
+    from jaxtyping import Float, Int
+
+    sae = random_sae(model)
+
+    @jaxtyping.jaxtyped(typechecker=None)
+    def check():  # within one scope the named dims (n, d_sae, d_vocab) must agree across calls
+        assert isinstance(sae.W_dec.detach(), Float[torch.Tensor, "d_sae d_model"])
+        lat = torch.tensor([1, 2, 3])
+        assert isinstance(lat, Int[torch.Tensor, " n"])
+        assert isinstance(decoder_logits(model, sae, lat), Float[torch.Tensor, "n d_vocab"])
+        vals, idx = similar_latents(sae, lat, 4)
+        assert isinstance(vals, Float[torch.Tensor, "n k"]) and isinstance(idx, Int[torch.Tensor, "n k"])
+        assert isinstance(sample_keys(0, 5, 64, 0), Float[torch.Tensor, "context d_sae"])
+        assert isinstance(model.W_U, Float[torch.Tensor, "d_model d_vocab"])
+
+    check()
+
+@pytest.mark.gemma
+def test_gemma_features_and_top(gemma, tmp_path):
+    hook = "blocks.6.hook_resid_post"
+    sae = build(SAEConfig(arch="topk", d_in=640, width=512, k=16),
+                {"hook": hook, "target": hook, "fingerprint": gemma.fingerprint, "model": gemma.name})  # fmt: skip
+    sae.init_weights(torch.Generator().manual_seed(0))
+    cfg = FeaturesConfig(tokens=2048, k=4, samples=4)
+    stats = features(gemma, sae, 0, cfg, cache_dir=tmp_path / "c")
+    assert stats.meta["tokens"] == 16 * 127 and int(stats.fires.sum()) == 16 * 127 * 16  # k per token, BOS left out
+    u = int(stats.fires.argmax())
+    d = stats.latent(u, gemma, sae, n_logits=5)
+    assert all("<bos>" not in ex["tokens"] for ex in d["top_examples"]) and len(d["top_examples"]) == 4
+    ref = sae.W_dec[u].detach() @ gemma.hf.get_output_embeddings().weight.detach().float().T  # [262144]
+    assert [x["id"] for x in d["top_logits"]] == ref.topk(5).indices.tolist()
+    prompt = "The reliability of Wikipedia is very"
+    res = top_latents(gemma, sae, prompt, k=16)
+    _, cache = gemma.run_with_cache(prompt, names=[hook])
+    with torch.no_grad():
+        f = sae.encode(cache[hook][0, -1].float())
+    assert res.tokens[-1] == " very" and res.latents.tolist() == f.topk(16).indices.tolist()
+    torch.testing.assert_close(res.activations, f.topk(16).values, rtol=1e-4, atol=1e-3)
