@@ -23,7 +23,7 @@ def register(subparsers) -> None:
                    help="folder for the tour's pictures: new, empty, or an earlier tour's")  # fmt: skip
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds other files too (they are kept; only the tour's are replaced)")  # fmt: skip
-    p.add_argument("--only", choices=("basics", "lens", "circuits", "superposition", "grokking"), action="append",
+    p.add_argument("--only", choices=("basics", "lens", "circuits", "sae", "superposition", "grokking"), action="append",
                    help="run only these sections (repeatable); default: all")  # fmt: skip
     p.set_defaults(func=run)
 
@@ -55,6 +55,7 @@ SECTIONS = {
     "basics": ("model", basics),
     "lens": ("model", "mechscope.tour.lens:tour"),
     "circuits": ("model", "mechscope.attribution.tour:tour"),
+    "sae": ("model", "mechscope.sae.tour:tour"),
     "superposition": ("none", "mechscope.labs.superposition.tour:tour"),
     "grokking": ("none", "mechscope.labs.grokking.tour:tour"),
 }
