@@ -38,6 +38,9 @@ def register(actions) -> None:
     src.add_argument("--store", type=Path, help="an activation store (`mechscope sae harvest`); else stream from --model")
     src.add_argument("--hook", help="input hook (default: the store's only hook; required without --store)")
     src.add_argument("--target", help="hook to reconstruct, for transcoders (default: --hook)")
+    src.add_argument("--forward-dtype", choices=("float32", "bfloat16"), default="float32",
+                     help="without --store: the model's matmul precision (bfloat16 autocast: faster on AMX / "
+                          "AVX-512-BF16 CPUs and CUDA; activations carry bf16 rounding)")  # fmt: skip
     add_config_args(src, CorpusConfig, skip=("heldout_fraction",), rename={"sources": "--corpus"},
                     help={"sources": "without --store: 'builtin' (default) or text files/globs; repeatable"})  # fmt: skip
     arch = p.add_argument_group("SAE")
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args)
         hook = model.spec(args.hook).name
         target = model.spec(args.target).name if args.target else None
-        source = ModelSource(model, hook, target, config_from_args(CorpusConfig, args))
+        source = ModelSource(model, hook, target, config_from_args(CorpusConfig, args), forward_dtype=args.forward_dtype)
     d_in, d_out = source.dims()
     cfgs = [SAEConfig(**{**base.to_dict(), "width": w, "k": k, "d_in": d_in,
                          "d_out": d_out if d_out != d_in or base.transcoder else None}) for w, k in combos]  # fmt: skip

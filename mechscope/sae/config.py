@@ -208,6 +208,8 @@ class HarvestConfig:
     """Which documents of the corpus (split by document hash)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Storage dtype of the activations (training always computes in float32)."""
+    forward_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Matmul precision of the model's forward: bfloat16 autocast is faster on AMX / AVX-512-BF16 CPUs and CUDA."""
     skip_bos: bool = True
     """Leave position 0 (BOS) out of the stored activations."""
     shard_contexts: int = 256

@@ -63,6 +63,7 @@ def _manifest(model, cfg: HarvestConfig, dims: dict[str, int], shards: dict[str,
 
 def harvest(model, cfg: HarvestConfig, out: str | Path, *, progress: bool = True, force: bool = False) -> ActivationStore:
     """Run ``model`` over the corpus and write the store at ``out`` (resuming one left there by a kill)."""
+    from mechscope.sae.train import forward_autocast
     from mechscope.data.corpus import corpus_batches
     from mechscope.io import MARKER_FILE, check_output_dir, read_marker, sha256_file, write_json, write_safetensors
 
@@ -125,7 +126,8 @@ def harvest(model, cfg: HarvestConfig, out: str | Path, *, progress: bool = True
         with torch.no_grad():
             for s in range(0, contexts.shape[0], cfg.batch_contexts):
                 chunk = contexts[s:s + cfg.batch_contexts]
-                cache = model.collect(chunk, names, prepend_bos=False)
+                with forward_autocast(model, cfg.forward_dtype):
+                    cache = model.collect(chunk, names, prepend_bos=False)
                 for h in names:
                     acts[h].append(cache[h][:, cfg.first_position:].to("cpu", dtype))
                 if bar is not None:

@@ -33,16 +33,16 @@ class TopKSAE(SAE):
     def train_step(self, x: Tensor, y: Tensor, tc: SAETrainConfig, dead: Tensor | None,
                    select_dtype: torch.dtype | None = None) -> StepOut:  # fmt: skip
         n = x.shape[0]
-        xin = self.encoder_input(x)
+        b_dec = None if self.cfg.transcoder else self.b_dec
         with torch.no_grad():
+            xin = x if b_dec is None else x - b_dec
             if select_dtype is not None and select_dtype != xin.dtype:
                 pre = torch.addmm(self.b_enc.to(select_dtype), xin.to(select_dtype), self.W_enc.to(select_dtype))
             else:
                 pre = torch.addmm(self.b_enc, xin, self.W_enc)
-            rows, cols = self.select(pre, n)
-        offsets = sparse.offsets_of(rows, n)
-        vals = sparse.selected_pre(xin, self.W_enc, self.b_enc, pre, rows, cols, offsets).relu()
-        recon = sparse.sparse_decode(cols, vals, offsets, self.W_dec) + self.b_dec + self.skip_out(x)
+            pat = sparse.Pattern(*self.select(pre, n), n, self.cfg.width)
+        vals = sparse.encode_selected(x, b_dec, self.W_enc, self.b_enc, pre, pat).relu()
+        recon = sparse.decode_selected(vals, self.W_dec, pat) + self.b_dec + self.skip_out(x)
         main = fvu(y, recon)
         loss, terms = main, {"fvu": main.detach()}
         if dead is not None and tc.aux_coeff > 0:
@@ -51,13 +51,12 @@ class TopKSAE(SAE):
                 aux_k = min(tc.aux_k or max(1, self.cfg.d_in // 2), n_dead)
                 with torch.no_grad():
                     masked = pre.masked_fill(~dead, float("-inf"))
-                    arows, acols = sparse.topk_select(masked, aux_k)
-                aoffsets = sparse.offsets_of(arows, n)
-                avals = sparse.selected_pre(xin, self.W_enc, self.b_enc, pre, arows, acols, aoffsets).relu()
+                    apat = sparse.Pattern(*sparse.topk_select(masked, aux_k), n, self.cfg.width)
+                avals = sparse.encode_selected(x, b_dec, self.W_enc, self.b_enc, pre, apat).relu()
                 e = (y - recon).detach()
-                e_hat = sparse.sparse_decode(acols, avals, aoffsets, self.W_dec)
+                e_hat = sparse.decode_selected(avals, self.W_dec, apat)
                 aux = fvu(e, e_hat) * min(1.0, n_dead / aux_k)
                 loss = loss + tc.aux_coeff * aux
                 terms["auxk"] = aux.detach()
         nz = vals.detach() > 0
-        return StepOut(recon, loss, cols[nz], nz.sum() / n, terms, vals.detach()[nz])
+        return StepOut(recon, loss, pat.cols[nz], nz.sum() / n, terms, vals.detach()[nz])

@@ -129,13 +129,17 @@ class ModelSource:
     """Contexts per model forward."""
     contexts: Tensor | None = None
     """Token ids ``[n, seq_len]`` (BOS first) to run instead of the corpus, cycled."""
+    forward_dtype: str = "float32"
+    """``bfloat16`` runs the model's matmuls under bf16 autocast (AMX / AVX-512-BF16 CPUs, CUDA): faster,
+    and the activations differ from float32 ones by bf16 rounding (check the SAE on float32 activations)."""
 
     def describe(self) -> dict:
         import hashlib
 
         text = ({"contexts": hashlib.sha256(self.contexts.to(torch.int64).numpy().tobytes()).hexdigest()[:16]}
                 if self.contexts is not None else {"corpus": self.corpus.to_dict()})  # fmt: skip
-        return {"model": self.model.name, **text, "hook": self.hook, "target": self.target or self.hook}
+        return {"model": self.model.name, **text, "hook": self.hook, "target": self.target or self.hook,
+                **({"forward_dtype": self.forward_dtype} if self.forward_dtype != "float32" else {})}
 
     @property
     def fingerprint(self) -> str:
@@ -183,7 +187,7 @@ class ModelSource:
                 if seen < skip_ctx:
                     ctx = ctx[skip_ctx - seen:]
                 seen += ctx.shape[0]
-                with torch.no_grad():
+                with torch.no_grad(), forward_autocast(model, self.forward_dtype):
                     cache = model.collect(ctx, names, prepend_bos=False)
                 x = cache[hook][:, first:].reshape(-1, cache[hook].shape[-1]).float()
                 y = cache[target][:, first:].reshape(-1, cache[target].shape[-1]).float() if target != hook else x
@@ -202,6 +206,17 @@ class ModelSource:
             if not got_any:
                 raise ConfigError("the corpus yields no training context")
             # the corpus is exhausted: go round again is exhausted: go round again (repeats text; the CLI warns)
+
+
+def forward_autocast(model, forward_dtype: str):
+    """A context running ``model``'s matmuls in ``forward_dtype`` (bf16 autocast), or nothing for float32."""
+    import contextlib
+
+    if forward_dtype == "float32":
+        return contextlib.nullcontext()
+    if forward_dtype != "bfloat16":
+        raise ConfigError(f"forward_dtype must be float32 or bfloat16, got {forward_dtype!r}")
+    return torch.autocast(model.device.type, dtype=torch.bfloat16)
 
 
 # ----------------------------------------------------------------------------------------- results
