@@ -59,6 +59,19 @@ def register(subparsers) -> None:
     add_json_arg(o)
     o.set_defaults(func=_orthogonal)
 
+    r = add_parser(sub, "sae-recovery", "train SAEs on toy models' hidden activations and grade them against the known "
+                   "features: recovery falls as features per dimension grow",
+                   "  mechscope toy sae-recovery                     # m = 8, n/m = 1..16, ~2 min\n"
+                   "  mechscope toy sae-recovery --arch jumprelu --ratio 2 --ratio 8 --png recovery.png --json")  # fmt: skip
+    from mechscope.labs.superposition.config import RecoveryConfig
+
+    add_config_args(r, RecoveryConfig, rename={"ratios": "--ratio"},
+                    help={"ratios": "features per hidden dimension (n = ratio · m); repeatable"})  # fmt: skip
+    r.add_argument("--png", type=Path, help="recovery against features per dimension, every feature's best cosine")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json_arg(r)
+    r.set_defaults(func=_recovery)
+
     m = add_parser(sub, "memory", "the MLP as a fact memory: a hand-built AND neuron (Michael Jordan → basketball)",
                    MEMORY_EXAMPLES)  # fmt: skip
     m.add_argument("--png", type=Path, help="draw the neuron and what it adds per prompt")
@@ -156,6 +169,26 @@ def _orthogonal(args: argparse.Namespace) -> int:
               f"{100 * st.frac_within_89_91:>7.1f}% {st.rms_cos:>8.4f} {'' if sec is None else f'{sec:.1f} s':>7}")  # fmt: skip
     for f in files:
         print(f)
+    return 0
+
+
+def _recovery(args: argparse.Namespace) -> int:
+    from mechscope.cli.config_args import config_from_args
+    from mechscope.labs.superposition.config import RecoveryConfig
+    from mechscope.labs.superposition.recovery import plot, recover
+
+    cfg = config_from_args(RecoveryConfig, args)
+    _check_png(args.png)
+    rec = recover(cfg, progress=not (args.quiet or args.json))
+    files = [str(plot(rec, args.png))] if args.png else []
+    if args.json:
+        emit_json({**rec.to_dict(), "files": files})
+        return 0
+    print(f"{cfg.arch} SAEs ({cfg.width_factor} latents per feature) on toy models with m = {cfg.m} hidden dimensions, "
+          f"feature density {cfg.density}: best cosine of each represented feature with an SAE latent")  # fmt: skip
+    print(rec.table())
+    for f in files:
+        print(f"wrote {f}")
     return 0
 
 

@@ -118,3 +118,45 @@ class OrthoConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """One recovery sweep: toy models with m hidden dimensions and n = ratio · m features each."""
+
+    m: int = 8
+    """Hidden dimensions of every toy model."""
+    ratios: tuple[int, ...] = (1, 2, 4, 8, 16)
+    """Features per dimension (n = ratio · m): more means more superposition."""
+    density: float = 0.03
+    """Probability that each feature is present in an input."""
+    arch: str = "topk"
+    """SAE architecture (relu, topk, batchtopk, jumprelu)."""
+    width_factor: int = 2
+    """SAE latents per toy feature."""
+    rows: int = 65_536
+    """Hidden activations sampled to train each SAE (inputs with no feature present are dropped)."""
+    toy_steps: int = 3_000
+    """Adam steps of each toy model."""
+    sae_tokens: int = 400_000
+    """Rows the SAE trains on (repeating the sample)."""
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.ratios, int):
+            object.__setattr__(self, "ratios", (self.ratios,))
+        if not self.ratios or any(not isinstance(r, int) or r < 1 for r in self.ratios):
+            raise ConfigError(f"ratios must be positive integers (features per dimension), got {self.ratios!r}")
+        if max(self.ratios) * self.m > 4096:
+            raise ConfigError(f"n = ratio · m = {max(self.ratios) * self.m} is too many features (limit 4096)")
+        if self.arch not in ("relu", "topk", "batchtopk", "jumprelu"):
+            raise ConfigError(f"unknown SAE architecture {self.arch!r}: choose relu, topk, batchtopk or jumprelu")
+        for name in ("m", "width_factor", "rows", "toy_steps", "sae_tokens"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        if not 0 < self.density <= 1:
+            raise ConfigError(f"density must lie in (0, 1], got {self.density!r}")
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "ratios": list(self.ratios)}
