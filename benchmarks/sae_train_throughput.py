@@ -10,6 +10,7 @@ layer-6 activations of the first training contexts for the step-only rates):
 
 * ``mechscope_e2e``: :func:`mechscope.sae.train.train_saes` on :class:`ModelSource` over those contexts,
   16 per forward (2,032 non-BOS rows per step; the forward stops after block 6);
+* ``mechscope_e2e_bf16_forward``: the same with the model's matmuls under bf16 autocast (AMX here);
 * ``mechscope_store``: the same training from an activation store of those contexts (harvest not timed);
 * ``mechscope_step`` / ``mechscope_step_bf16``: the SAE step alone on the replayed activations
   (:class:`TensorSource`), float32 and with bf16 latent selection;
@@ -43,6 +44,7 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", default="/tmp/mechscope-sae-bench", help="where sae_data.py writes its inputs")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--peers-json", type=Path, help="reuse the peers' lines from an earlier run of this script")
     ap.add_argument("--lr", type=float, default=None)
     args = ap.parse_args(argv)
 
@@ -85,6 +87,11 @@ def main(argv=None) -> None:
     (e2e,) = train_saes(ModelSource(model, HOOK, contexts=contexts), [cfg], tc, progress=False)
     sec = time.perf_counter() - t
     out["mechscope_e2e"] = {"seconds": round(sec, 2), "tokens_per_s": round(tc.steps * 16 * 128 / sec), **quality(e2e.sae)}
+    t = time.perf_counter()  # the model's matmuls under bf16 autocast; quality still on float32 activations
+    (e2e16,) = train_saes(ModelSource(model, HOOK, contexts=contexts, forward_dtype="bfloat16"), [cfg], tc, progress=False)
+    sec = time.perf_counter() - t
+    out["mechscope_e2e_bf16_forward"] = {"seconds": round(sec, 2), "tokens_per_s": round(tc.steps * 16 * 128 / sec),
+                                         **quality(e2e16.sae)}  # fmt: skip
 
     tmp = Path(tempfile.mkdtemp(prefix="mechscope-bench-sae-"))
     try:
@@ -108,7 +115,11 @@ def main(argv=None) -> None:
         out[name] = {"seconds": round(sec, 2), "rows_per_s": round(tcs.steps * 2048 / sec)}
 
     peers = {}
-    if not args.no_peers:
+    if args.peers_json:
+        import json
+
+        peers = json.loads(args.peers_json.read_text().splitlines()[-1])["peers"]
+    elif not args.no_peers:
         common = ["--tokens", str(args.tokens), "--threads", str(args.threads), "--tokens-file",
                   str(data / "tokens.safetensors"), "--acts-file", str(data / "acts.safetensors")]  # fmt: skip
         for peer, env in (("sparsify", "sparsify"), ("saelens", "sae")):
@@ -118,6 +129,7 @@ def main(argv=None) -> None:
     ratios = {}
     if fastest_e2e:
         ratios["e2e_vs_fastest_peer"] = round(out["mechscope_e2e"]["tokens_per_s"] / fastest_e2e, 3)
+        ratios["e2e_bf16_forward_vs_fastest_peer"] = round(out["mechscope_e2e_bf16_forward"]["tokens_per_s"] / fastest_e2e, 3)
     if fastest_step:
         ratios["store_vs_fastest_peer_step"] = round(out["mechscope_store"]["rows_per_s"] / fastest_step, 3)
         ratios["step_vs_fastest_peer_step"] = round(out["mechscope_step"]["rows_per_s"] / fastest_step, 3)

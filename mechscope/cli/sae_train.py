@@ -98,8 +98,16 @@ def run(args: argparse.Namespace) -> int:
     d_in, d_out = source.dims()
     cfgs = [SAEConfig(**{**base.to_dict(), "width": w, "k": k, "d_in": d_in,
                          "d_out": d_out if d_out != d_in or base.transcoder else None}) for w, k in combos]  # fmt: skip
+    from mechscope.runtime import resolve_device
+
+    device = source.model.device if isinstance(source, ModelSource) else resolve_device(args.device)
     with init_distributed() as (rank, _world):
-        results = train_saes(source, cfgs, tc, outs, progress=not args.json, fresh=args.fresh, force=args.force)
+        if device.type == "cuda" and _world > 1:  # one GPU per rank
+            import torch
+
+            device = torch.device("cuda", rank % torch.cuda.device_count())
+        results = train_saes(source, cfgs, tc, outs, progress=not args.json, fresh=args.fresh, force=args.force,
+                             device=device)  # fmt: skip
     if rank != 0:
         return 0
     rows = [{"sae": r.sae.cfg.label(), "path": str(r.path), "tokens": r.tokens, "seconds": round(r.seconds, 1),

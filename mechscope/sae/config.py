@@ -134,8 +134,8 @@ class SAETrainConfig:
     """Steps between atomic checkpoints (0 = only at the end)."""
     log_every: int = 10
     """Steps between logged metrics (progress bar and history)."""
-    matmul_dtype: Literal["float32", "bfloat16", "auto"] = "float32"
-    """Encoder matmul precision: bfloat16 selects latents in bf16 (AMX/AVX-512-BF16, CUDA) and recomputes their values in fp32; auto = bf16 where fast."""
+    matmul_dtype: Literal["float32", "bfloat16", "auto"] = "auto"
+    """Encoder matmul precision for choosing latents: bfloat16 (fp32 accumulation; gradients stay fp32); auto = bf16 where the hardware has it (AMX / AVX-512-BF16, CUDA)."""
 
     def __post_init__(self):
         for name in ("tokens", "batch_tokens"):

@@ -262,13 +262,13 @@ class ActivationStore:
         global_batch = batch_tokens * world
         pair = [hook] if target == hook else [hook, target]
 
-        def permuted(si: int, epoch: int) -> tuple[Tensor, Tensor | None]:
+        def permuted(si: int, epoch: int) -> tuple[Tensor, Tensor | None, Tensor]:
+            """The shard's rows as loaded (never copied whole) and the permutation that orders them."""
             _, acts = self.shard(names[si], pair)
             x = acts[hook].reshape(-1, acts[hook].shape[-1])
+            y = acts[target].reshape(-1, acts[target].shape[-1]) if target != hook else None
             perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(hash_seed(seed, epoch, si)))
-            if target == hook:
-                return x[perm], None
-            return x[perm], acts[target].reshape(-1, acts[target].shape[-1])[perm]
+            return x, y, perm
 
         emitted, epoch = 0, 0
         carry: list[tuple[Tensor, Tensor | None]] = []  # rows left over from earlier shards (< one global batch)
@@ -292,21 +292,31 @@ class ActivationStore:
                     pending = keep[::-1]
                     continue
                 for ep, sj, r in pending:  # resume: read back the tails of skipped shards this batch needs
-                    px, py = permuted(sj, ep)
-                    carry.append((px[-r:], py[-r:] if py is not None else None))
+                    px, py, pp = permuted(sj, ep)
+                    carry.append((px[pp[-r:]], py[pp[-r:]] if py is not None else None))
                 pending = []
-                x, y = permuted(si, epoch)
-                if carry:
-                    x = torch.cat([*(c[0] for c in carry), x])
-                    y = torch.cat([*(c[1] for c in carry), y]) if y is not None else None
+                x, y, perm = permuted(si, epoch)
+                cx = torch.cat([c[0] for c in carry]) if carry else x[:0]
+                cy = (torch.cat([c[1] for c in carry]) if carry else y[:0]) if y is not None else None
+                c = cx.shape[0]
+
+                def rows(lo: int, hi: int, src: Tensor, head: Tensor) -> Tensor:
+                    """Rows ``lo..hi-1`` of (carried rows, then this shard in permuted order)."""
+                    parts = [head[lo:min(hi, c)]] if lo < c else []
+                    if hi > c:
+                        parts.append(src[perm[max(lo, c) - c:hi - c]])
+                    return torch.cat(parts) if len(parts) > 1 else parts[0]
+
                 for i in range(n):
                     if emitted >= start_batch:
-                        sl = slice(i * global_batch + rank * batch_tokens, i * global_batch + (rank + 1) * batch_tokens)
-                        xb = x[sl].to(dtype)
-                        yield xb, (y[sl].to(dtype) if y is not None else xb)
+                        lo = i * global_batch + rank * batch_tokens
+                        xb = rows(lo, lo + batch_tokens, x, cx).to(dtype)
+                        yield xb, (rows(lo, lo + batch_tokens, y, cy).to(dtype) if y is not None else xb)
                     emitted += 1
-                tail = slice(n * global_batch, None)
-                carry = [(x[tail].clone(), y[tail].clone() if y is not None else None)] if left else []
+                end = c + rows_here
+                carry = [(rows(n * global_batch, end, x, cx).clone(),
+                          rows(n * global_batch, end, y, cy).clone() if y is not None else None)] if left else []  # fmt: skip
+                del x, y, perm, cx, cy
             epoch += 1
 
 

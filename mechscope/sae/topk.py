@@ -49,9 +49,10 @@ class TopKSAE(SAE):
             n_dead = int(dead.sum())
             if n_dead:
                 aux_k = min(tc.aux_k or max(1, self.cfg.d_in // 2), n_dead)
-                with torch.no_grad():
-                    masked = pre.masked_fill(~dead, float("-inf"))
-                    apat = sparse.Pattern(*sparse.topk_select(masked, aux_k), n, self.cfg.width)
+                with torch.no_grad():  # the top aux_k among the dead columns only (a gather, not a full-width topk)
+                    dead_idx = dead.nonzero().squeeze(1)
+                    arows, sub = sparse.topk_select(pre.index_select(1, dead_idx), aux_k)
+                    apat = sparse.Pattern(arows, dead_idx[sub], n, self.cfg.width)
                 avals = sparse.encode_selected(x, b_dec, self.W_enc, self.b_enc, pre, apat).relu()
                 e = (y - recon).detach()
                 e_hat = sparse.decode_selected(avals, self.W_dec, apat)
