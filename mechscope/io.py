@@ -301,7 +301,8 @@ FileSource = bytes | str | Callable[[Path], None]
 """What an artifact file holds: bytes, text (UTF-8), or a function that writes the file at a given path."""
 
 
-def _write_source(path: Path, source: FileSource) -> None:
+def write_source(path: Path, source: FileSource) -> None:
+    """Write one artifact file: bytes, UTF-8 text, or call the function that writes it."""
     if callable(source):
         source(path)
     elif isinstance(source, str):
@@ -350,14 +351,14 @@ def write_artifact(directory: str | os.PathLike, tensors: Mapping[str, Tensor] |
                                   f"move {'it' if len(clash) == 1 else 'them'} or choose another folder")  # fmt: skip
         for name, source in content.items():
             with atomic_path(directory / name) as tmp:
-                _write_source(tmp, source)
+                write_source(tmp, source)
         for stale in set(old_marker["files"]) - set(content) if old_marker else ():
             (directory / stale).unlink(missing_ok=True)
         write_json(directory / MARKER_FILE, marker_for(directory))
         return directory
     with atomic_dir(directory, kind, force=force) as tmp:
         for name, source in content.items():
-            _write_source(tmp / name, source)
+            write_source(tmp / name, source)
         write_json(tmp / MARKER_FILE, marker_for(tmp))
     return directory
 

@@ -16,10 +16,8 @@ the same hook is a file read.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,8 +25,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from mechscope.attribution.config import TopExamplesConfig
-from mechscope.data.corpus import CorpusConfig
-from mechscope.errors import ConfigError, HookNameError, OutOfRangeError
+from mechscope.errors import HookNameError, OutOfRangeError
 
 KIND = "top-examples"
 

@@ -96,7 +96,7 @@ def save(sae: SAE, directory: str | Path, *, force: bool = False) -> Path:
 
 
 def _fix(directory: Path) -> str:
-    return f"retrain it or point at another SAE folder"
+    return "retrain it or point at another SAE folder"
 
 
 def load_native(directory: str | Path, fingerprint: str | None = None) -> SAE:

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import ConfigError
 from mechscope.sae.config import SAEEvalConfig  # noqa: F401  (re-exported)
 
@@ -243,7 +242,6 @@ def evaluate_many(model, saes: list, cfg: SAEEvalConfig = SAEEvalConfig(), *,
     targets = list(dict.fromkeys(s.target for s in saes))
     ce_clean, ce_spliced, ce_zero = 0.0, [0.0] * len(saes), {t: 0.0 for t in targets}
     n_pred = 0
-    seq = ids_all.shape[1]
     bar = tqdm(total=ids_all.numel(), desc=f"mechscope: evaluate {len(saes)} SAE{'s' * (len(saes) > 1)}", unit="tok",
                unit_scale=True, disable=not progress)  # fmt: skip
     for s0 in range(0, ids_all.shape[0], cfg.batch_contexts):

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mechscope.errors import ArtifactError, ConfigError
+from mechscope.io import FileSource, write_source as _write_source
 
 READABLE = ("mechscope", "saelens", "sparsify", "gemmascope", "gemmascope2")
 """Layouts :func:`mechscope.sae.load` reads (found by :func:`mechscope.sae.artifact.detect_format`)."""
@@ -215,9 +216,6 @@ def check_threshold(sae, layout: str) -> None:
                           f"pre·(pre > threshold) only for thresholds ≥ 0, and {n} of its thresholds are negative")  # fmt: skip
 
 
-FileSource = bytes | str | Callable[[Path], None]
-
-
 def write_layout(directory: str | os.PathLike, files: Mapping[str, FileSource], *, force: bool = False) -> Path:
     """Write a foreign layout's files into ``directory`` (no mechscope marker: the layout's own loaders
     read it, and :func:`~mechscope.sae.artifact.detect_format` must not take it for mechscope's).
@@ -261,15 +259,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _write_source(path: Path, source: FileSource) -> None:
-    if callable(source):
-        source(path)
-    elif isinstance(source, str):
-        path.write_bytes(source.encode("utf-8"))
-    else:
-        path.write_bytes(bytes(source))
 
 
 def json_text(obj) -> str:

@@ -23,12 +23,9 @@ epoch: memory holds one shard at a time.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal
 
 import torch
 from jaxtyping import Float, Int

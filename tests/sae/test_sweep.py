@@ -11,7 +11,7 @@ import torch
 
 from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import ConfigError, OutputPathError
-from mechscope.sae.config import SAEConfig, SAETrainConfig
+from mechscope.sae.config import SAETrainConfig
 from mechscope.sae.evaluate import SAEEvalConfig
 from mechscope.sae.sweep import analyse, match_latents, sweep, sweep_configs
 from tests.clirun import last_line, run_cli
