@@ -76,8 +76,8 @@ def register(subparsers) -> None:
                    MEMORY_EXAMPLES)  # fmt: skip
     m.add_argument("--png", type=Path, help="draw the neuron and what it adds per prompt")
     m.add_argument("--gemma", action="store_true",
-                   help="also rank Gemma's MLP neurons by activation × (W_down column · W_U[' basketball']) at "
-                        "' Jordan' (norms ignored: candidates, not an attribution)")  # fmt: skip
+                   help="also rank Gemma's MLP neurons by direct logit attribution to ' basketball' at ' Jordan' "
+                        "(norms frozen from the run; direct effects only)")  # fmt: skip
     add_model_arg(m)
     add_json_arg(m)
     m.set_defaults(func=_memory)
@@ -213,8 +213,8 @@ def _memory(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r['prompt']:<15} pre {r['pre']:+.1f}  post {r['post']:.1f}  basketball added {r['basketball']:.1f}")
     if hits is not None:
-        print("Gemma: neurons at ' Jordan' ranked by activation × (W_down column · W_U[' basketball']) "
-              "(norms after the neuron ignored: candidates, not an attribution)")  # fmt: skip
+        print("Gemma: neurons at ' Jordan' ranked by direct logit attribution to ' basketball' "
+              "(norms frozen from the run; direct effects only)")  # fmt: skip
         for h in hits:
             print(f"  L{h.layer} N{h.neuron:<5} activation {h.activation:+.2f}  effect {h.effect:+.3f}")
     for f in files:

@@ -49,7 +49,12 @@ def train_or_reuse(model: HookedModel, out_dir: Path, progress: bool = True):
         except ArtifactError:
             pass
     cfg = SAEConfig(arch="topk", d_in=model.cfg.d_model, width=WIDTH, k=K)
-    (res,) = train_saes(ModelSource(model, hook_of(model)), [cfg], tc, [path], progress=progress, force=True)
+    from mechscope.runtime import fast_bf16
+
+    # bf16 matmuls in the forward where the hardware has them (AMX here: ~2x faster; the SAE is as good)
+    fwd = "bfloat16" if fast_bf16(model.device) else "float32"
+    (res,) = train_saes(ModelSource(model, hook_of(model), forward_dtype=fwd), [cfg], tc, [path], progress=progress,
+                        force=True)  # fmt: skip
     return artifact.load(path, model), False, res.sae.info.get("training", {})
 
 

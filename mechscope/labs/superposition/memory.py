@@ -105,35 +105,29 @@ class NeuronHit:
     activation: float
     """hook_post at the last subject token."""
     effect: float
-    """activation · (W_down[:, neuron] · W_U[target]): logit units, norms ignored."""
+    """Direct logit attribution of the neuron to ``target``'s logit at that token (logits; norms frozen from the run)."""
 
 
 def gemma_basketball_neurons(model, prompt: str = "Michael Jordan plays the sport of", subject: str = "Michael Jordan",
                              target: str = " basketball", top: int = 10) -> list[NeuronHit]:  # fmt: skip
-    """Top neurons by activation × (down-projection column · unembedding row of ``target``) at the last
-    token of ``subject`` in ``prompt``. Post-MLP norms and the final norm are ignored: a ranking of
-    candidates, not an attribution."""
+    """The MLP neurons whose output most raises ``target``'s logit at the last token of ``subject``, by direct
+    logit attribution (:func:`mechscope.attribution.dla.direct_logit_attribution` at that position: each
+    neuron's write through its post-MLP norm and the final norm, scales frozen from the run, onto the
+    unembedding row). Direct effects only: what later layers do with the neuron's output is not counted."""
+    from mechscope.attribution.dla import direct_logit_attribution
     from mechscope.errors import PromptError
 
     if not prompt.startswith(subject):
         raise PromptError(f"the prompt must start with the subject {subject!r}")
     pos = len(model.to_str_tokens(subject)) - 1  # the subject's last token (BOS included in both)
-    u = model.W_U[:, model.token_id(target)]  # [d_model]
+    res = direct_logit_attribution(model, prompt, target, position=pos)
     names = [f"blocks.{layer}.mlp.hook_post" for layer in range(model.cfg.n_layers)]
     cache = model.collect(prompt, names, positions=pos)
-    with torch.no_grad():
-        hits = _rank(model, cache, names, u, top)
-    return sorted(hits, key=lambda h: -h.effect)[:top]
-
-
-def _rank(model, cache, names, u, top) -> list[NeuronHit]:
+    flat = res.neurons.flatten()
+    d_mlp = res.neurons.shape[1]
+    vals, idx = flat.topk(min(top, flat.numel()))
     hits = []
-    for layer, name in enumerate(names):
-        act = cache[name].reshape(-1).float()  # [d_mlp]
-        W_down = model.spec(name).module.weight.float()  # mlp.hook_post is the down projection's input
-        if W_down.shape[0] != model.cfg.d_model:  # GPT-2's Conv1D stores [d_mlp, d_model]
-            W_down = W_down.T  # [d_model, d_mlp]
-        effect = act * (u.float() @ W_down)  # [d_mlp]
-        top_v, top_i = effect.topk(top)
-        hits += [NeuronHit(layer, int(i), float(act[i]), float(v)) for v, i in zip(top_v, top_i)]
+    for v, i in zip(vals.tolist(), idx.tolist()):
+        layer, neuron = divmod(i, d_mlp)
+        hits.append(NeuronHit(layer, neuron, float(cache[names[layer]].reshape(-1)[neuron]), v))
     return hits
