@@ -5,7 +5,8 @@ optimizer state). Measured as the growth of this process's peak RSS (``VmHWM``, 
 before training starts (torch, mechscope and the store's manifest loaded; no shard read yet), so the
 interpreter and torch's own ~0.3 GB are not counted against the SAE.
 
-The store is harvested first in a separate process (``--store`` reuses one): Gemma 3 270M,
+A tiny SAE is trained first (not measured): the first training in a process pages in torch's kernels
+and thread pools (~90 MB) whatever the SAE's size. The store is harvested first in a separate process (``--store`` reuses one): Gemma 3 270M,
 blocks.6.hook_resid_post, 256 contexts per shard (83 MB float32, 42 MB bfloat16). TopK, width 4096, k 32.
 
     . .venv/bin/activate && HF_HUB_OFFLINE=1 flock /tmp/mechscope-cpu.lock python benchmarks/sae_train_memory.py
@@ -64,6 +65,12 @@ def main(argv=None) -> None:
                                      torch.empty(640))) * 4  # fmt: skip
     bound = shard_bytes + 2 * (params * 3)  # parameters + Adam's two moments, twice
     tc = SAETrainConfig(tokens=args.train_tokens, batch_tokens=2048, checkpoint_every=0)
+    from mechscope.sae.train import TensorSource
+
+    # warm-up on a tiny SAE: torch's kernels and thread pools page in once per process (~90 MB of code and
+    # pools that no training holds); the measurement starts after that
+    train_saes(TensorSource(torch.randn(4096, 640)), [SAEConfig(d_in=640, width=256, k=8)],
+               SAETrainConfig(tokens=4096, batch_tokens=1024, checkpoint_every=0), progress=False)  # fmt: skip
     base = rss_gb()
     reset_peak()
     train_saes(StoreSource(store, HOOK), [cfg], tc, progress=False)

@@ -147,3 +147,31 @@ def fast_bf16(device: str | torch.device = "cpu") -> bool:
     except OSError:
         return False
     return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+_MMAP_SET = False
+
+
+def return_large_frees(threshold: int = 1 << 20) -> bool:
+    """Serve allocations of ``threshold`` bytes or more with their own ``mmap`` so that freeing them gives the
+    memory back to the system at once (glibc's ``M_MMAP_THRESHOLD``; Linux only, process-wide, set once).
+
+    By default glibc raises that threshold after the first large free, so a training loop's per-step
+    temporaries (a ``[batch, width]`` matrix is tens of MB) stay in the heap and peak RSS creeps up step
+    after step; with it, the peak stays at what one step really holds. Returns whether it is in effect.
+    """
+    global _MMAP_SET
+    if _MMAP_SET:
+        return True
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        _MMAP_SET = bool(libc.mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD = -3
+    except (OSError, AttributeError):
+        return False
+    return _MMAP_SET

@@ -220,8 +220,6 @@ class ActivationStore:
         """``(tokens, {hook: acts [contexts, positions, d]})`` of one shard, its checksum verified on first read
         (later epochs only check the size: a shard is written once, by rename)."""
         from mechscope.io import sha256_file
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
 
         path = self.path / name
         fix = "harvest the store again with `mechscope sae harvest`"
@@ -232,11 +230,11 @@ class ActivationStore:
             raise ArtifactError(f"the store at {self.path} is corrupted ({name} fails its checksum): {fix}")
         if verify:
             self._verified.add(name)
-        try:
-            t = load_file(str(path))
-        except (OSError, SafetensorError, ValueError) as exc:
-            raise ArtifactError(f"the store at {self.path} is corrupted ({name}: {exc}): {fix}") from None
         want = hooks if hooks is not None else self.hooks
+        try:
+            t = read_tensors(path, ["tokens", *(f"acts.{h}" for h in want)])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"the store at {self.path} is corrupted ({name}: {exc}): {fix}") from None
         return t["tokens"], {h: t[f"acts.{h}"] for h in want}
 
     def batches(self, hook: str, target: str | None = None, batch_tokens: int = 2048, *, seed: int = 0,
@@ -315,6 +313,39 @@ class ActivationStore:
                           rows(n * global_batch, end, y, cy).clone() if y is not None else None)] if left else []  # fmt: skip
                 del x, y, perm, cx, cy
             epoch += 1
+
+
+_ST_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "I32": torch.int32,
+              "I64": torch.int64, "U8": torch.uint8}
+
+
+def read_tensors(path: Path, keys: list[str]) -> dict[str, Tensor]:
+    """Some tensors of a safetensors file, each read straight into its own buffer (``readinto``): memory holds
+    one copy of what is asked for, not a mapped file plus a copy (``safetensors.load_file``) — the store's
+    training stream keeps one shard in memory and nothing more."""
+    import json
+    import struct
+
+    out = {}
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        if not 2 <= n <= 1 << 24:
+            raise ValueError("bad safetensors header length")
+        header = json.loads(f.read(n))
+        base = 8 + n
+        for key in keys:
+            rec = header[key]
+            dtype = _ST_DTYPES[rec["dtype"]]
+            a, b = rec["data_offsets"]
+            t = torch.empty(rec["shape"], dtype=dtype)
+            raw = t.view(-1).view(torch.uint8) if t.numel() else t.view(torch.uint8)
+            if raw.numel() != b - a:
+                raise ValueError(f"{key}: {b - a} bytes for a {tuple(rec['shape'])} {rec['dtype']} tensor")
+            f.seek(base + a)
+            if f.readinto(memoryview(raw.numpy())) != b - a:
+                raise ValueError(f"{key} is truncated")
+            out[key] = t
+    return out
 
 
 def hash_seed(*parts: int | str) -> int:

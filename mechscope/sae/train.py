@@ -313,6 +313,10 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
     if not cfgs:
         raise ConfigError("train_saes needs at least one SAE config")
     device = torch.device(device)
+    if device.type == "cpu":
+        from mechscope.runtime import return_large_frees
+
+        return_large_frees()  # per-step temporaries go back to the system: flat peak memory
     rank, world = _dist()
     d_in, d_out = source.dims()
     target = source.target or source.hook
