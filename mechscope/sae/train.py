@@ -313,10 +313,12 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
     if not cfgs:
         raise ConfigError("train_saes needs at least one SAE config")
     device = torch.device(device)
-    if device.type == "cpu":
+    if device.type == "cpu" and not isinstance(source, ModelSource):
         from mechscope.runtime import return_large_frees
 
-        return_large_frees()  # per-step temporaries go back to the system: flat peak memory
+        # per-step temporaries (>= 8 MiB) go back to the system: flat peak memory. Not with a model in the
+        # loop: its forward reallocates many MB-sized buffers (bf16 weight casts), which would page-fault each time
+        return_large_frees(8 << 20)
     rank, world = _dist()
     d_in, d_out = source.dims()
     target = source.target or source.hook
