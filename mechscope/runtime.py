@@ -133,7 +133,8 @@ def cpu_model() -> str:
 
 def fast_bf16(device: str | torch.device = "cpu") -> bool:
     """Whether bfloat16 matmuls are faster than float32 here: CUDA with bf16 support, or a CPU with AMX or
-    AVX-512-BF16 (``amx_bf16`` / ``avx512_bf16`` in ``/proc/cpuinfo``). Elsewhere bf16 is emulated and slower."""
+    AVX-512-BF16 (``amx_bf16`` / ``avx512_bf16`` in ``/proc/cpuinfo``) on which torch runs its AVX-512 kernels.
+    Elsewhere bf16 is emulated and slower (or, under ``ATEN_CPU_CAPABILITY=default``, fails)."""
     import torch
 
     device = torch.device(device)
@@ -141,6 +142,8 @@ def fast_bf16(device: str | torch.device = "cpu") -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
+    if "AVX512" not in torch.backends.cpu.get_cpu_capability():  # e.g. ATEN_CPU_CAPABILITY=default/avx2:
+        return False  # torch's bf16 kernels need its AVX-512 code path (pack_vnni2)
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "")

@@ -129,3 +129,15 @@ def test_cpu_model_names_the_cpu():
 
     name = cpu_model()
     assert isinstance(name, str) and name and "\n" not in name
+
+
+def test_fast_bf16_is_off_without_torch_avx512_kernels():
+    """Under ATEN_CPU_CAPABILITY=default torch's bf16 kernels fail (pack_vnni2): never choose bf16 there."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from mechscope.runtime import fast_bf16; print(fast_bf16('cpu'))"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
