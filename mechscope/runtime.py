@@ -178,3 +178,12 @@ def return_large_frees(threshold: int = 1 << 20) -> bool:
     except (OSError, AttributeError):
         return False
     return _MMAP_SET
+
+
+def rank_world() -> tuple[int, int]:
+    """``(rank, world size)`` of the torch.distributed process group, or ``(0, 1)`` outside one (torchrun)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -129,10 +129,3 @@ def batch_topk_select(pre: Float[Tensor, "batch d_sae"], n: int) -> tuple[Tensor
     """Rows and columns of the ``n`` largest pre-activations of the whole batch (COO, rows sorted)."""
     flat = pre.reshape(-1).topk(min(n, pre.numel()), sorted=False).indices.sort().values
     return flat // pre.shape[1], flat % pre.shape[1]
-
-
-def densify(rows: Tensor, cols: Tensor, vals: Tensor, n_tokens: int, width: int) -> Float[Tensor, "batch d_sae"]:
-    """The dense ``[batch, width]`` code of a COO selection."""
-    out = torch.zeros(n_tokens, width, dtype=vals.dtype, device=vals.device)
-    out[rows, cols] = vals
-    return out

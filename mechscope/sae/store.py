@@ -32,20 +32,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from mechscope.errors import ArtifactError, ConfigError, OutputPathError
+from mechscope.runtime import rank_world
 from mechscope.sae.config import DTYPE_NAMES, HarvestConfig  # noqa: F401  (HarvestConfig re-exported)
 
 KIND = "activation-store"
 SHARD_NAME = "shard-{:05d}.safetensors"
 VERSION = 1
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
-
-
-def _dist() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _manifest(model, cfg: HarvestConfig, dims: dict[str, int], shards: dict[str, dict], complete: bool,
@@ -77,7 +70,7 @@ def harvest(model, cfg: HarvestConfig, out: str | Path, *, progress: bool = True
         raise ConfigError(f"seq_len {cfg.corpus.seq_len} exceeds the model's context window {model.cfg.n_ctx}")
     dims = {h: int(shapes[h][-1]) for h in names}
     out = check_output_dir(out, KIND, force=force)
-    rank, world = _dist()
+    rank, world = rank_world()
     old = read_marker(out) if out.is_dir() else None
     shards: dict[str, dict] = {}
     seconds = 0.0

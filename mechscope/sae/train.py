@@ -35,6 +35,7 @@ from mechscope.data.corpus import CorpusConfig
 from mechscope.errors import CheckpointMismatchError, ConfigError, TrainingError
 from mechscope.sae.base import SAE
 from mechscope.sae.config import SAEConfig, SAETrainConfig
+from mechscope.runtime import rank_world
 from mechscope.sae.store import hash_seed
 
 CHECKPOINT_KIND = "sae-checkpoint"
@@ -239,14 +240,6 @@ def checkpoint_dir(out: Path) -> Path:
     return out.with_name(f"{out.name}.checkpoint")
 
 
-def _dist() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _all_reduce(t: Tensor, op: str = "sum") -> Tensor:
     import torch.distributed as dist
 
@@ -319,7 +312,7 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
         # per-step temporaries (>= 8 MiB) go back to the system: flat peak memory. Not with a model in the
         # loop: its forward reallocates many MB-sized buffers (bf16 weight casts), which would page-fault each time
         return_large_frees(8 << 20)
-    rank, world = _dist()
+    rank, world = rank_world()
     d_in, d_out = source.dims()
     target = source.target or source.hook
     for c in cfgs:
