@@ -15,7 +15,8 @@ import sys
 from mechscope.errors import MechscopeError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ("info", "check", "run", "tour", "lens", "grok", "dla", "patch", "trace", "top-examples", "toy", "sae", "steer")
+COMMANDS = ("info", "check", "run", "tour", "lens", "grok", "dla", "patch", "trace", "top-examples", "toy", "sae", "steer", "vector",
+            "finetune", "diff", "serve")
 
 
 DEFAULT_ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {}
