@@ -256,8 +256,9 @@ def _identity(source, cfgs: list[SAEConfig], tc: SAETrainConfig, world: int) -> 
 class _Trainer:
     """State of one SAE in training: module, optimiser, dead-latent counters."""
 
-    def __init__(self, cfg: SAEConfig, tc: SAETrainConfig, info: dict, device: torch.device):
-        from mechscope.sae.artifact import build
+    def __init__(self, cfg: SAEConfig, tc: SAETrainConfig, info: dict, device: torch.device, build=None):
+        if build is None:
+            from mechscope.sae.artifact import build
 
         self.cfg = cfg
         self.sae = build(cfg, info).to(device)
@@ -293,8 +294,12 @@ class _Trainer:
 
 def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfig(), outs: list[Path] | None = None, *,
                progress: bool = True, fresh: bool = False, device: str | torch.device = "cpu",
-               force: bool = False) -> list[TrainResult]:  # fmt: skip
+               force: bool = False, build=None) -> list[TrainResult]:  # fmt: skip
     """Train one SAE per config on the same activation stream; save each to ``outs`` (if given).
+
+    ``build(cfg, info) -> SAE`` makes each module (default :func:`mechscope.sae.artifact.build`): an SAE
+    subclass with its own selection or loss, such as the crosscoder of :mod:`mechscope.diff.crosscoder`,
+    trains here unchanged (save it with its own writer: ``outs`` writes the SAE layout).
 
     With ``outs``, a checkpoint beside the first output (``<out>.checkpoint``) is written every
     ``tc.checkpoint_every`` steps and resumed from when the same training runs again (``fresh``
@@ -332,7 +337,7 @@ def train_saes(source, cfgs: list[SAEConfig], tc: SAETrainConfig = SAETrainConfi
     identity = _identity(source, cfgs, tc, world)
     info = {"model": source.model_name, "fingerprint": source.fingerprint, "hook": source.hook, "target": target,
             "positions": "all but BOS" if tc.skip_bos else "all", "train": tc.to_dict()}  # fmt: skip
-    trainers = [_Trainer(c, tc, dict(info), device) for c in cfgs]
+    trainers = [_Trainer(c, tc, dict(info), device, build) for c in cfgs]
 
     start, history, seconds = 0, [], 0.0
     window: list[list[dict]] = [[] for _ in trainers]  # per-step metrics since the last log row
