@@ -28,6 +28,17 @@ _LAZY = {
     "save_crosscoder": "mechscope.diff.crosscoder",
     "train_crosscoder": "mechscope.diff.crosscoder_train",
     "crosscoder_report": "mechscope.diff.crosscoder_train",
+    # the fine-tune to diff (docs/diffing.md, "Fine-tune"); the function is mechscope.diff.finetune.finetune
+    # (the submodule of that name shadows a package attribute once imported)
+    "FinetuneResult": "mechscope.diff.finetune",
+    "cached_theme_model": "mechscope.diff.finetune",
+    "read_record": "mechscope.diff.finetune",
+    "FinetuneConfig": "mechscope.diff.finetune_config",
+    "THEMES": "mechscope.diff.themes",
+    "NEUTRAL_PROMPTS": "mechscope.diff.themes",
+    "theme_documents": "mechscope.diff.themes",
+    "theme_mass": "mechscope.diff.themes",
+    "LoRA": "mechscope.diff.lora",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +49,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from mechscope.diff.pair import check_pair, read_prompts, tokenize_prompts
     from mechscope.diff.report import DiffResult, diff_models
     from mechscope.diff.steer import steer_sweep
+    from mechscope.diff.finetune import FinetuneResult, cached_theme_model, read_record
+    from mechscope.diff.finetune_config import FinetuneConfig
+    from mechscope.diff.lora import LoRA
+    from mechscope.diff.themes import NEUTRAL_PROMPTS, THEMES, theme_documents, theme_mass
 
 
 def __getattr__(name: str) -> Any:
