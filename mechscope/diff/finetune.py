@@ -100,6 +100,7 @@ def training_contexts(model: HookedModel, cfg: FinetuneConfig) -> tuple[Int[Tens
 
         docs, source = theme_documents(cfg.theme, cfg.docs, cfg.seed), f"theme:{cfg.theme}"
     else:
+        check_text_files(cfg.text)
         files = [f for spec in cfg.text for f in expand(spec)]  # every spec checked before reading
         docs = []
         for f in dict.fromkeys(files):
@@ -112,6 +113,24 @@ def training_contexts(model: HookedModel, cfg: FinetuneConfig) -> tuple[Int[Tens
         raise CorpusError(f"seq_len {cfg.seq_len} exceeds the model's context window of {model.cfg.n_ctx} tokens")
     contexts = pack(model.tokenizer, docs, cfg.seq_len)
     return contexts, source
+
+
+def check_text_files(specs: tuple[str, ...]) -> None:
+    """Refuse (one line) a ``--text`` path that does not exist; globs and folders are checked by the reader."""
+    for spec in specs:
+        if not any(ch in spec for ch in "*?[") and not Path(spec).expanduser().exists():
+            raise CorpusError(f"no such text file or folder: {spec!r}: give .txt, .jsonl or .parquet files, folders or globs")
+
+
+def check_output(out: str | Path) -> Path:
+    """The output folder, checked before any work: new, empty, or an earlier fine-tune's (replaced)."""
+    from mechscope.errors import OutputPathError
+    from mechscope.io import check_output_dir
+
+    try:
+        return check_output_dir(out, KIND)
+    except OutputPathError as exc:  # --force cannot help: the folder is replaced as a whole
+        raise OutputPathError(str(exc).split(", or pass --force")[0]) from None
 
 
 def batch_indices(n: int, batch: int, seed: int, step: int) -> Tensor:
@@ -184,10 +203,9 @@ def finetune(model: HookedModel, cfg: FinetuneConfig, out: str | Path, *, progre
     """
     from tqdm.auto import tqdm
 
-    from mechscope.io import check_output_dir
     from mechscope.runtime import cpu_threads, flush_denormals
 
-    out = check_output_dir(out, KIND)
+    out = check_output(out)
     ck_dir = ckpt.check_checkpoint_dir(ckpt.checkpoint_dir(out))
     contexts, source = training_contexts(model, cfg)
     device = model.device
@@ -278,6 +296,7 @@ def _hooked(hf: torch.nn.Module, base: HookedModel) -> HookedModel:
 
     for p in hf.parameters():
         p.requires_grad_(False)
+    hf.config.architectures = [type(hf).__name__]  # as save_pretrained records it: the fingerprint is the saved one's
     return HookedModel(hf, base.tokenizer, name=f"{base.name}-tuned", adapter=base.adapter)
 
 
@@ -297,24 +316,38 @@ def _theme_shift(base: HookedModel, tuned: HookedModel, theme: str | None) -> di
 def write_output(out: Path, hf: torch.nn.Module, base: HookedModel, record: dict) -> Path:
     """The tuned model as a Hugging Face folder (weights, config, the base's tokenizer files) plus the record,
     written atomically as a :data:`KIND` artifact."""
-    from mechscope.io import atomic_dir, write_json
+    from transformers.utils import logging as hf_logging
+
+    from mechscope.io import atomic_dir
 
     hf.hf_quantizer = None  # a GGUF-loaded model refuses save_pretrained although its weights are plain float32
     if hasattr(hf.config, "quantization_config"):
         del hf.config.quantization_config
-    with atomic_dir(out, KIND) as tmp:
-        hf.save_pretrained(tmp)
-        copied = False
-        src = Path(base.cache_path) if base.cache_path else None
-        if src is not None and src.is_dir():  # the very files the base was read from: same tokens, one BOS
-            for f in sorted(src.iterdir()):
-                if f.is_file() and _TOKENIZER_FILES.match(f.name):
-                    shutil.copyfile(f, tmp / f.name)
-                    copied = copied or f.name == "tokenizer.json"
-        if not copied:
-            base.tokenizer.save_pretrained(tmp)
-        write_json(tmp / RECORD_FILE, record)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # transformers' "Writing model shards" bar: ours says enough
+    try:
+        with atomic_dir(out, KIND) as tmp:
+            _write_folder(tmp, hf, base, record)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return out
+
+
+def _write_folder(tmp: Path, hf: torch.nn.Module, base: HookedModel, record: dict) -> None:
+    from mechscope.io import write_json
+
+    hf.save_pretrained(tmp)
+    copied = False
+    src = Path(base.cache_path) if base.cache_path else None
+    if src is not None and src.is_dir():  # the very files the base was read from: same tokens, one BOS
+        for f in sorted(src.iterdir()):
+            if f.is_file() and _TOKENIZER_FILES.match(f.name):
+                shutil.copyfile(f, tmp / f.name)
+                copied = copied or f.name == "tokenizer.json"
+    if not copied:
+        base.tokenizer.save_pretrained(tmp)
+    write_json(tmp / RECORD_FILE, record)
 
 
 def read_record(directory: str | Path) -> dict:
