@@ -82,6 +82,10 @@ class OutputPathError(MechscopeError):
     """An output path cannot be written without losing something (a user's folder, a file) or at all."""
 
 
+class AccessError(MechscopeError):
+    """A path given to the web workbench lies outside its ``--runs`` roots (or is a link out of them)."""
+
+
 class AttributionError(MechscopeError):
     """A component decomposition is not available for this model (e.g. a norm of an unknown kind)."""
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mechscope.cli.common import (add_json_arg, add_model_arg, add_parser, emit_json, format_top, load_model,
-                                  require_finite)  # fmt: skip
+from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_json, format_top, load_model
 
 EXAMPLES = """\
   mechscope run "The capital of France is"
@@ -48,45 +47,15 @@ def parse_interventions(text: str | None):
 
 
 def run(args) -> int:
-    from mechscope.errors import ConfigError, OutOfRangeError
+    from mechscope.model.prompt_run import check_run_args, run_prompt
     from mechscope.viz.tokens import visible
 
-    from mechscope.model.tokens import check_prompt
-
-    check_prompt(args.prompt)
+    check_run_args(args.prompt, args.top_k, args.generate)  # before the model loads
     interventions = parse_interventions(args.intervene)
-    if args.generate < 0:
-        raise ConfigError(f"--generate must be ≥ 0, got {args.generate}")
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be between 1 and the vocabulary size, got {args.top_k}")
     model = load_model(args)
-    if not 1 <= args.top_k <= model.cfg.d_vocab:
-        raise ConfigError(f"--top-k must be between 1 and the vocabulary size {model.cfg.d_vocab}")
-    names = [n for pattern in args.hook for n in model.resolve_names(pattern)]
-    tokens = model.to_str_tokens(model.to_tokens(args.prompt).input_ids[0])  # to_tokens checks the context window
-    if len(tokens) + args.generate > model.cfg.n_ctx:
-        raise ConfigError(f"--generate {args.generate} after {len(tokens)} prompt tokens passes the model's context "
-                          f"window of {model.cfg.n_ctx} tokens: generate at most {max(0, model.cfg.n_ctx - len(tokens))}")  # fmt: skip
-    if not -len(tokens) <= args.position < len(tokens):
-        raise OutOfRangeError(f"position {args.position} out of range: the prompt has {len(tokens)} tokens")
-    logits, cache = model.run_with_cache(args.prompt, names=names, interventions=interventions)
-    require_finite(model, logits)
-    probs = logits[0, args.position].float().softmax(-1)
-    top = probs.topk(args.top_k)
-    hooks = {}
-    for name in names:
-        spec = model.spec(name)
-        act = cache[name][0].select(spec.pos_axis - 1, args.position).float()
-        hooks[name] = {"shape": list(cache[name].shape), "norm": act.norm().item(), "mean": act.mean().item(),
-                       "min": act.min().item(), "max": act.max().item()}  # fmt: skip
-    result = {
-        "model": model.name, "tokens": tokens, "position": args.position,
-        "top": [{"token": t, "id": i, "prob": p} for t, i, p in
-                zip(model.to_str_tokens(top.indices.tolist()), top.indices.tolist(), top.values.tolist())],
-        "hooks": hooks, "interventions": [iv.to_dict() for iv in interventions],
-    }  # fmt: skip
-    if args.generate:
-        result["generated"] = model.generate(args.prompt, args.generate, interventions=interventions)
+    res = run_prompt(model, args.prompt, hooks=args.hook, position=args.position, interventions=interventions,
+                     generate=args.generate, top_k=args.top_k)  # fmt: skip
+    result, tokens, hooks = res.to_dict(), res.tokens, res.hooks
     if args.json:
         emit_json(result)
         return 0
@@ -94,7 +63,7 @@ def run(args) -> int:
     if interventions:
         print(f"interventions: {json.dumps(result['interventions'])}")
     print(f"top-{args.top_k} next tokens after position {args.position} ({visible(tokens[args.position])}):")
-    print("\n".join(format_top(model, top.values.tolist(), top.indices.tolist())))
+    print("\n".join(format_top(model, [t["prob"] for t in res.top], [t["id"] for t in res.top])))
     for name, s in hooks.items():
         print(f"{name:<34} shape {s['shape']}  at position {args.position}: |x| {s['norm']:.3g}  mean {s['mean']:.3g}"
               f"  min {s['min']:.3g}  max {s['max']:.3g}")  # fmt: skip
