@@ -22,7 +22,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks._common import emit
+from _common import emit
 
 COEFS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 

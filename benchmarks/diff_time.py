@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
 
-from benchmarks._common import emit, interleaved, paired_ratio, summary
+from _common import emit, interleaved, paired_ratio, summary
 
 N_PROMPTS, SEQ, BATCH, REPEATS = 100, 64, 16, 3
 
