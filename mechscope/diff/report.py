@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import Tensor
 
@@ -42,7 +42,6 @@ class DiffResult:
     steer_prompt: str
     targets: list[str]
     steer: list[dict]
-    str_positions: list[str] = field(default_factory=list)
     crosscoder: dict | None = None
     seconds: float = 0.0
 
