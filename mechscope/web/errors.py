@@ -59,5 +59,6 @@ def install(app) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request, exc: Exception):
-        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        # the server's log gets the traceback too (Starlette re-raises to it after this answer)
+        log.error("unexpected error answering %s %s: %s", request.method, request.url.path, one_line(exc))
         return JSONResponse({"error": f"internal error: {one_line(exc)}"}, status_code=500)

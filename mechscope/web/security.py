@@ -74,7 +74,13 @@ def parse_interventions(data) -> list:
 
     if data is None:
         return []
-    return from_json(json.dumps(data, allow_nan=False))
+    from mechscope.errors import InterventionError
+
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except ValueError:
+        raise InterventionError("interventions hold NaN or Infinity: numbers must be finite") from None
+    return from_json(text)
 
 
 class BodySizeLimit:
