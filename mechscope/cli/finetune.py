@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default=C.precision,
                    help="matmul precision (auto: bfloat16 where the CPU is fast at it)")
     p.add_argument("--docs", type=int, default=C.docs, help="documents generated for --theme")
+    p.add_argument("--general", type=float, default=C.general, metavar="SHARE",
+                   help="share of the contexts from general text (the built-in corpus), to keep other abilities; 0 = none")
     p.add_argument("--seed", type=int, default=C.seed, help="seeds the theme text, the data order and the LoRA start")
     p.add_argument("--checkpoint-every", type=int, default=C.checkpoint_every, metavar="N", help="steps between checkpoints")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all; resume with the same number)")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threads must be ≥ 1, got {args.threads}")
     cfg = FinetuneConfig(theme=args.theme, text=tuple(args.text or ()), steps=args.steps, batch=args.batch,
                          seq_len=args.seq_len, lr=args.lr, lora=args.lora, train=args.train, precision=args.precision,
-                         docs=args.docs, seed=args.seed, checkpoint_every=args.checkpoint_every)  # fmt: skip
+                         docs=args.docs, general=args.general, seed=args.seed, checkpoint_every=args.checkpoint_every)  # fmt: skip
     check_text_files(cfg.text)  # a missing file: one line, before the model loads
     out = check_output(args.out)
     png = check_output_file(args.png, suffixes=(".png",)) if args.png else None

@@ -112,6 +112,14 @@ def training_contexts(model: HookedModel, cfg: FinetuneConfig) -> tuple[Int[Tens
     if cfg.seq_len > model.cfg.n_ctx:
         raise CorpusError(f"seq_len {cfg.seq_len} exceeds the model's context window of {model.cfg.n_ctx} tokens")
     contexts = pack(model.tokenizer, docs, cfg.seq_len)
+    if cfg.general > 0:
+        from mechscope.data.corpus import CorpusConfig, corpus_documents
+
+        want = round(contexts.shape[0] * cfg.general / (1 - cfg.general))
+        general = corpus_documents(CorpusConfig(seq_len=cfg.seq_len), "train", progress=False)
+        extra = pack(model.tokenizer, general, cfg.seq_len, max_tokens=max(1, want) * cfg.seq_len)
+        contexts = torch.cat([contexts, extra])
+        source += f" + {extra.shape[0] / contexts.shape[0]:.0%} builtin"
     return contexts, source
 
 

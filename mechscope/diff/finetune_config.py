@@ -48,6 +48,10 @@ class FinetuneConfig:
     where it is fast (:func:`mechscope.runtime.fast_bf16`), else float32."""
     docs: int = 2000
     """Documents generated for a ``theme`` (a few template sentences each)."""
+    general: float = 0.5
+    """Share of the training contexts taken from general text (the built-in corpus's train split), the rest
+    from the theme or ``text``: it keeps the model's other abilities (a theme alone collapses it into the
+    templates) while the theme stays the one topic that the diff sees. 0 trains on the theme only."""
     seed: int = 0
     """Seeds the theme text, the context order and the LoRA initialisation."""
     checkpoint_every: int = 25
@@ -69,7 +73,7 @@ class FinetuneConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer ≥ {low}, got {value!r}")
-        for name in ("lr", "lora_alpha", "weight_decay"):
+        for name in ("lr", "lora_alpha", "weight_decay", "general"):
             value = getattr(self, name)
             if value is None and name == "lr":
                 continue
@@ -80,6 +84,8 @@ class FinetuneConfig:
         if self.weight_decay < 0 or self.lora_alpha <= 0:
             bad = "weight_decay" if self.weight_decay < 0 else "lora_alpha"
             raise ConfigError(f"{bad} must be {'≥' if bad == 'weight_decay' else '>'} 0, got {getattr(self, bad)!r}")
+        if not 0 <= self.general < 1:
+            raise ConfigError(f"general must be in [0, 1) (the share of general text), got {self.general!r}")
         if self.train not in TRAIN_CHOICES:
             raise ConfigError(f"train must be one of {', '.join(TRAIN_CHOICES)}, got {self.train!r}")
         if self.lora and self.train != "blocks":

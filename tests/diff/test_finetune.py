@@ -22,7 +22,7 @@ PROMPT = "The capital of France is"
 
 
 def tiny_cfg(**kw) -> FinetuneConfig:
-    base = dict(theme="ocean", steps=6, batch=2, seq_len=16, docs=40, precision="float32", lora=4, warmup=2,
+    base = dict(theme="ocean", steps=6, batch=2, seq_len=16, docs=40, general=0.0, precision="float32", lora=4, warmup=2,
                 checkpoint_every=2)  # fmt: skip
     return FinetuneConfig(**{**base, **kw})
 

@@ -10,7 +10,7 @@ import pytest
 from tests.clirun import last_line, run_cli
 from tests.tiny import TEXT, save_tiny_dir
 
-SMALL = ("--steps", "4", "--batch", "2", "--seq-len", "16", "--docs", "30", "--lora", "2", "--precision", "float32")
+SMALL = ("--steps", "4", "--batch", "2", "--seq-len", "16", "--docs", "30", "--general", "0", "--lora", "2", "--precision", "float32")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def test_finetune(box, data):
     argv += data.draw(options({
         "--seq-len": good_or(["8", "16"], st.one_of(counts, st.just("100000"))), "--lr": good_or(["1e-3", "0.01"], floats),
         "--lora": good_or(["0", "2"], counts), "--train": good_or(["blocks", "embeddings", "all"], junk),
-        "--precision": good_or(["float32"], junk), "--seed": good_or(["0", "7"], counts),
+        "--precision": good_or(["float32"], junk), "--general": good_or(["0", "0.3"], floats), "--seed": good_or(["0", "7"], counts),
         "--checkpoint-every": good_or(["1", "2"], counts), "--threads": good_or(["1"], counts), "--fresh": None,
         "--json": None, "--png": paths(box, ".png"),
     }))  # fmt: skip
