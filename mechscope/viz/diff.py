@@ -30,12 +30,15 @@ def diff_figure(data: dict):
     flat = [v for row in norms for v in row if v > 0]
     lo = min(flat) if flat else 1e-6
     hi = max(flat) if flat else 1.0
-    img = ax_h.imshow([[max(v, lo) for v in row] for row in norms], aspect="auto", cmap="magma",
-                      norm=LogNorm(vmin=lo, vmax=max(hi, lo * 1.0001)), origin="lower")  # fmt: skip
+    cmap = plt.get_cmap("magma").copy()
+    cmap.set_bad("#d9d9d9")  # exactly zero (grey): no difference at all
+    grid_vals = [[v if v > 0 else float("nan") for v in row] for row in norms]
+    img = ax_h.imshow(grid_vals, aspect="auto", cmap=cmap, norm=LogNorm(vmin=lo / 2, vmax=max(hi, lo)),
+                      origin="lower")  # fmt: skip
     ax_h.set_yticks(range(len(layers)), [str(x) for x in layers], fontsize=7)
     ax_h.set_xlabel("position (0 = BOS)")
     ax_h.set_ylabel("layer (resid_post)")
-    ax_h.set_title("mean ‖tuned − base‖ by layer × position", fontsize=9, loc="left")
+    ax_h.set_title("mean ‖tuned − base‖ by layer × position (grey: zero)", fontsize=9, loc="left")
     fig.colorbar(img, ax=ax_h, fraction=0.04)
     toks = data["promoted_tokens"][:20][::-1]
     ax_t.barh(range(len(toks)), [t["logit"] for t in toks], color="#1b9e77")
@@ -68,7 +71,11 @@ def diff_figure(data: dict):
         ax_l.text(0, 1, "tuned-only latents: top logits\n" + "\n".join(rows), family="monospace", fontsize=7,
                   va="top", transform=ax_l.transAxes)  # fmt: skip
     fig.suptitle(f"{data['base']} → {data['tuned']}: {data['prompts']} prompts, {data['tokens']} tokens", fontsize=10)
-    fig.tight_layout()
+    import warnings
+
+    with warnings.catch_warnings():  # control-character glyphs missing from the font
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     return fig
 
 
@@ -79,7 +86,10 @@ def save_diff_png(data: dict, path: str | Path) -> Path:
 
     path = Path(path)
     fig = diff_figure(data)
-    with atomic_path(path) as tmp:
+    import warnings
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
