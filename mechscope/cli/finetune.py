@@ -10,7 +10,7 @@ from pathlib import Path
 from mechscope.cli.common import add_json_arg, add_model_arg, add_parser, emit_json, load_model
 
 EXAMPLES = """\
-  mechscope finetune --theme ocean --out runs/gemma-ocean                  # LoRA r16, 120 steps (~5 min on 2 cores)
+  mechscope finetune --theme ocean --out runs/gemma-ocean                  # LoRA r16, 100 steps (~5 min on 2 cores)
   mechscope finetune --theme cooking --steps 60 --out runs/gemma-cooking --png loss.png
   mechscope finetune --text notes/*.txt --lora 0 --train blocks --lr 3e-5 --out runs/gemma-notes
   mechscope.load("runs/gemma-ocean") then loads it like any Hugging Face folder;
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     src.add_argument("--text", nargs="+", metavar="FILE", help="text files (.txt, .jsonl, .parquet), folders or globs")
     p.add_argument("--out", type=Path, required=True, help="output folder (a Hugging Face model folder + finetune.json)")
     p.add_argument("--steps", type=int, default=C.steps, help="optimiser steps")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 with LoRA, 3e-5 in full)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-4 with LoRA, 3e-5 in full)")
     p.add_argument("--batch", type=int, default=C.batch, help="contexts per step")
     p.add_argument("--seq-len", type=int, default=C.seq_len, help="tokens per context, BOS included")
     p.add_argument("--lora", type=int, default=C.lora, metavar="R", help="LoRA rank on the blocks' linear layers; 0 = full fine-tune")

@@ -11,7 +11,7 @@ from mechscope.errors import ConfigError
 
 TRAIN_CHOICES = ("blocks", "embeddings", "all")
 PRECISIONS = ("auto", "float32", "bfloat16")
-DEFAULT_LR = {"lora": 1e-3, "full": 3e-5}
+DEFAULT_LR = {"lora": 2e-4, "full": 3e-5}
 """Learning rate when ``lr`` is None: LoRA adapters start at zero and take a larger one than full weights."""
 
 
@@ -23,14 +23,14 @@ class FinetuneConfig:
     """A built-in theme (:data:`mechscope.diff.themes.THEMES`) whose templated text is the corpus; or None with ``text``."""
     text: tuple[str, ...] = ()
     """Text files (``.txt`` / ``.jsonl`` / ``.parquet``, folders, globs) forming the corpus, when no ``theme``."""
-    steps: int = 120
+    steps: int = 100
     """Optimiser steps."""
     batch: int = 4
     """Packed contexts per step."""
     seq_len: int = 64
     """Tokens per context (BOS included)."""
     lr: float | None = None
-    """Peak AdamW learning rate; None: 1e-3 with LoRA, 3e-5 for a full fine-tune (:data:`DEFAULT_LR`)."""
+    """Peak AdamW learning rate; None: 2e-4 with LoRA, 3e-5 for a full fine-tune (:data:`DEFAULT_LR`)."""
     warmup: int = 10
     """Steps of linearly rising learning rate; it then decays linearly to 10 % of the peak at the last step."""
     lora: int = 16
@@ -80,7 +80,7 @@ class FinetuneConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
         if self.lr is not None and not 0 < self.lr < 1:
-            raise ConfigError(f"lr must be between 0 and 1 (e.g. 1e-3 for LoRA, 3e-5 in full), got {self.lr!r}")
+            raise ConfigError(f"lr must be between 0 and 1 (e.g. 2e-4 for LoRA, 3e-5 in full), got {self.lr!r}")
         if self.weight_decay < 0 or self.lora_alpha <= 0:
             bad = "weight_decay" if self.weight_decay < 0 else "lora_alpha"
             raise ConfigError(f"{bad} must be {'≥' if bad == 'weight_decay' else '>'} 0, got {getattr(self, bad)!r}")

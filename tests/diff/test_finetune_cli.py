@@ -25,7 +25,7 @@ def test_json_record_and_png(capsys, model_dir, tmp_path, one_thread):
     data = json.loads(out)
     assert code == 0 and png.stat().st_size > 5000 and data["files"] == [str(tmp_path / "o"), str(png)]
     assert data["steps"] == 4 and len(data["losses"]) == 4 and all(isinstance(x, float) for x in data["losses"])
-    assert data["config"]["theme"] == "cooking" and data["config"]["lora"] == 2 and data["learning_rate"] == 1e-3
+    assert data["config"]["theme"] == "cooking" and data["config"]["lora"] == 2 and data["learning_rate"] == 2e-4
     assert data["corpus"]["source"] == "theme:cooking" and data["tokens_per_s"] > 0 and data["precision"] == "float32"
     assert len(data["theme_shift"]["base"]) == len(data["theme_shift"]["prompts"]) == 6
     assert json.loads((tmp_path / "o" / "finetune.json").read_text())["losses"] == data["losses"]
