@@ -117,4 +117,6 @@ def run(args) -> int:
             print("\n".join(lines), flush=True)
     if args.json:
         emit_json(report)
+    else:
+        print(f"\nNext, live in your browser (lens, interventions): mechscope serve{'' if args.model == 'gemma-3-270m' else ' --model ' + args.model}  → http://127.0.0.1:8000")
     return 0

@@ -109,7 +109,7 @@ export async function render(root, ctx) {
       y: final.map((t, i) => `${i + 1}. ${visible(t.token)}`).reverse(), marker: { color: "#2457c5" },
       hovertemplate: "%{y}: %{x:.2%}<extra></extra>" }],
     { title: { text: `next token after position ${p} (${visible(data.tokens[p])})`, font: { size: 13 } },
-      margin: { l: 110, r: 10, t: 36, b: 30 }, xaxis: { tickformat: ".0%" } }, { displayModeBar: false, responsive: true });
+      margin: { l: 110, r: 10, t: 36, b: 30 }, xaxis: { tickformat: final[0].prob < 0.05 ? ".1%" : ".0%" } }, { displayModeBar: false, responsive: true });
     const z = data.view.resid.map((v, r) => v.map((x) => x / (data.view.resid_rms[r] || 1)));
     await Plotly.react(vectors, [{ type: "heatmap", z, y: data.rows.map((r) => r.label), colorscale: "RdBu", reversescale: true,
       zmin: -3, zmax: 3, zmid: 0, hovertemplate: "%{y} dim %{x}: %{z:.2f} × rms<extra></extra>",
