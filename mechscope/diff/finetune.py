@@ -70,9 +70,9 @@ class FinetuneResult:
     losses: list[float]
     """Training loss per step (mean next-token cross-entropy, nats)."""
     tokens_per_s: float
-    """Training tokens per second (forward + backward + step) over the steps this call ran."""
+    """Training tokens per second (forward + backward + step) over the steps this call ran, checkpoint writes left out."""
     seconds: float
-    """Training time, summed over resumed runs."""
+    """Wall time of the training loop (checkpoint writes included), summed over resumed runs."""
     precision: str
     trainable_params: int
     resumed_at: list[int] = field(default_factory=list)
@@ -236,9 +236,13 @@ def finetune(model: HookedModel, cfg: FinetuneConfig, out: str | Path, *, progre
         done, losses, spent, resumed = state.step, state.losses, state.seconds, [*state.resumed, state.step]
         log.info("mechscope: resuming the fine-tune at step %d of %d from %s", done, cfg.steps, ck_dir)
 
+    saving = [0.0]  # seconds spent writing checkpoints in this call (not training: left out of tokens/s)
+
     def save(step: int) -> None:
+        t = time.perf_counter()
         ckpt.save_checkpoint(ck_dir, identity, step, ckpt.pack_state(params, opt), losses,
-                             spent + time.perf_counter() - t0, resumed)  # fmt: skip
+                             spent + t - t0, resumed)  # fmt: skip
+        saving[0] += time.perf_counter() - t
 
     n, tokens_per_step = contexts.shape[0], cfg.batch * cfg.seq_len
     flag = {"stop": False}
@@ -267,7 +271,7 @@ def finetune(model: HookedModel, cfg: FinetuneConfig, out: str | Path, *, progre
             loss.backward()
             opt.step()
             losses.append(float(loss.item()))
-            ran = time.perf_counter() - t0
+            ran = time.perf_counter() - t0 - saving[0]
             bar.update()
             bar.set_postfix(loss=f"{losses[-1]:.3f}", tok_s=f"{(step + 1 - done) * tokens_per_step / max(ran, 1e-9):.0f}")
             try:
@@ -280,7 +284,7 @@ def finetune(model: HookedModel, cfg: FinetuneConfig, out: str | Path, *, progre
                 raise
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 save(step + 1)
-    ran = time.perf_counter() - t0
+    ran = time.perf_counter() - t0 - saving[0]  # training time of this call
     if done < cfg.steps:
         save(cfg.steps)  # the end state, kept until the output is written
     if lora is not None:
@@ -291,7 +295,7 @@ def finetune(model: HookedModel, cfg: FinetuneConfig, out: str | Path, *, progre
         tuned_fingerprint=tuned.fingerprint,
         corpus={"source": source, "contexts": int(n), "tokens": int(contexts.numel()), "sha256": corpus_sha},
         losses=losses, tokens_per_s=(cfg.steps - done) * tokens_per_step / ran if cfg.steps > done and ran > 0 else 0.0,
-        seconds=spent + ran, precision=precision, trainable_params=int(sum(p.numel() for p in params.values())),
+        seconds=spent + time.perf_counter() - t0, precision=precision, trainable_params=int(sum(p.numel() for p in params.values())),
         resumed_at=resumed, theme_shift=_theme_shift(model, tuned, cfg.theme), model=tuned,
     )  # fmt: skip
     write_output(out, hf, model, result.to_dict())
