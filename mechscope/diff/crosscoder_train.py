@@ -3,7 +3,7 @@ the tuned-only latents' top contexts and logits.
 
 Activations: both models' ``blocks.{l}.hook_resid_post`` at every real position but BOS of the same
 token sequences (the diff's prompts, read from the diff's own forwards through its ``sink``, topped up
-with built-in corpus contexts until ``tokens`` rows). Training goes through the SAE trainer
+with corpus contexts until ``tokens`` rows: the built-in corpus by default, or ``--cc-corpus`` text). Training goes through the SAE trainer
 (:func:`mechscope.sae.train.train_saes` with a :class:`~mechscope.sae.train.TensorSource` of the
 concatenated pairs and the crosscoder's ``build`` hook): same optimiser recipe, input scaling, AuxK.
 
@@ -70,8 +70,9 @@ class PairActivations:
 
 
 def top_up(acts: PairActivations, base, tuned, tokens: int, seq_len: int, batch_size: int = 16,
-           progress: bool = True) -> None:  # fmt: skip
-    """Add built-in corpus contexts (train split) through both models until ``acts`` holds ``tokens`` rows."""
+           progress: bool = True, sources: tuple[str, ...] = ("builtin",)) -> None:  # fmt: skip
+    """Add corpus contexts (``sources``: the built-in corpus and/or text files, train split) through both
+    models until ``acts`` holds ``tokens`` rows."""
     from mechscope.data.corpus import CorpusConfig, corpus_batches
 
     need = tokens - acts.rows
@@ -84,7 +85,7 @@ def top_up(acts: PairActivations, base, tuned, tokens: int, seq_len: int, batch_
 
         bar = tqdm(total=need, desc="mechscope: crosscoder activations", unit="tok", leave=False)
     got = 0
-    for ctx in corpus_batches(base.tokenizer, CorpusConfig(seq_len=seq_len), "train", batch_size,
+    for ctx in corpus_batches(base.tokenizer, CorpusConfig(sources=tuple(sources), seq_len=seq_len), "train", batch_size,
                               max_tokens=need + seq_len * batch_size, progress=False):  # fmt: skip
         with torch.no_grad():
             a = base.collect(ctx, name, prepend_bos=False)[name]
