@@ -7,7 +7,9 @@ built-in corpus contexts of 64 tokens (text with no theme in it):
    counts when, stripped and lower-cased, it is one of ``THEMES[theme].words``);
 2. steering the base with the mean difference at that layer on a neutral prompt: the mean next-token
    log-prob shift of the theme words per coefficient, and over how many leading coefficients it rises;
-3. a BatchTopK crosscoder at that layer: of its 10 most-used tuned-only latents (r > 0.9), how many are
+3. a BatchTopK crosscoder at that layer, on the prompts' activations, themed documents (another seed than
+   the fine-tune's) and built-in corpus text (20,000 rows, 20 epochs): of its 10 most-used tuned-only
+   latents (r > 0.9), how many are
    theme latents. Rule: a theme word among the latent's top-10 logit tokens (difference lens of its
    tuned decoder), or a theme word as the active token of at least 3 of its top-5 contexts.
 
@@ -25,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from _common import emit
 
 COEFS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+EPOCHS = 20
 
 
 def is_theme(token: str, words: set[str]) -> bool:
@@ -56,17 +59,31 @@ def main() -> None:
     probe = diff_models(base, tuned, seqs, DiffConfig(seq_len=64), targets=list(THEMES[theme].words), coefs=COEFS,
                         progress=False)  # fmt: skip
     layer = probe.best_layer
-    acts = PairActivations(layer, limit=tokens)
+    acts = PairActivations(layer, limit=tokens // 2)  # the prompts' rows, at most half
     res = diff_models(base, tuned, seqs, DiffConfig(seq_len=64, layers=(layer,)), targets=list(THEMES[theme].words),
                       coefs=COEFS, sink=acts.sink, sink_layer=layer, progress=False)  # fmt: skip
     diff_s = time.perf_counter() - t0
     top20 = [t["token"] for t in probe.promoted_tokens[:20]]
     shifts = [r["target_logprob_shift"] for r in probe.steer]
+    # the crosscoder sees the fine-tune's own distribution too (as Minder et al. train on chat and
+    # pretraining text): themed documents up to half the rows, then built-in corpus text
+    import json
+    import tempfile
+
+    from mechscope.diff.themes import theme_documents
+
+    acts.limit = tokens
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/theme.jsonl"
+        with open(path, "w") as f:
+            for doc in theme_documents(theme, 4000, seed=7):  # another seed than the fine-tune's text
+                f.write(json.dumps({"text": doc.text}) + "\n")
+        top_up(acts, base, tuned, acts.rows + tokens // 2, 64, progress=False, sources=(path,))
     top_up(acts, base, tuned, tokens, 64, progress=False)
     t1 = time.perf_counter()
     info = {"base_fingerprint": base.fingerprint, "tuned_fingerprint": tuned.fingerprint, "layer": layer}
     cc, last = train_crosscoder(acts.x(), CrosscoderConfig(base.cfg.d_model, width, 32),
-                                SAETrainConfig(tokens=10 * acts.rows, batch_tokens=2048, checkpoint_every=0), info,
+                                SAETrainConfig(tokens=EPOCHS * acts.rows, batch_tokens=2048, checkpoint_every=0), info,
                                 progress=False)  # fmt: skip
     xc = crosscoder_report(cc, acts, tuned, rms=float(res.stats.base_rms[0]))
     train_s = time.perf_counter() - t1
@@ -76,13 +93,29 @@ def main() -> None:
         by_ctx = sum(is_theme(c["token"], words) for c in row["contexts"][:5]) >= 3
         latents.append({"latent": row["latent"], "rel_norm": round(row["rel_norm"], 3), "theme": by_logit or by_ctx,
                         "top_tokens": row["top_tokens"][:6], "context": row["contexts"][0]["text"] if row["contexts"] else ""})  # fmt: skip
+    # the 10 live latents leaning most to the tuned model (whatever their class), by the same rule
+    from mechscope.diff.crosscoder_train import top_contexts
+    from mechscope.diff.lens import lens_logits, top_tokens
+
+    rel = cc.rel_norm()
+    live = torch.tensor(xc["live"])
+    lean = torch.where(live, rel, torch.full_like(rel, -1.0)).argsort(descending=True)[:10].tolist()
+    lean_logits = lens_logits(tuned, cc.decoders[lean, 1].detach(), torch.full((len(lean),), float(res.stats.base_rms[0])))
+    leaning = []
+    for j, lat in enumerate(lean):
+        toks = [t["token"] for t in top_tokens(tuned, lean_logits[j], 10)]
+        ctx = top_contexts(cc, acts.x(), acts.locations(), acts.seqs, tuned, lat, 5)
+        theme_hit = any(is_theme(t, words) for t in toks) or sum(is_theme(c["token"], words) for c in ctx) >= 3
+        leaning.append({"latent": lat, "rel_norm": round(float(rel[lat]), 3), "theme": theme_hit, "top_tokens": toks[:6],
+                        "context": ctx[0]["text"] if ctx else ""})  # fmt: skip
     emit("diff_theme", tuned=tuned_dir, theme=theme, best_layer=layer,
          theme_in_top20=sum(is_theme(t, words) for t in top20), top20=top20,
          steer={"coefs": list(COEFS), "theme_logprob_shift": [round(s, 4) for s in shifts],
                 "monotone_over_first": monotone_prefix(shifts)},
          crosscoder={"width": width, "k": 32, "tokens": acts.rows, "fvu": round(xc["fvu"], 4), "counts": xc["counts"],
                      "theme_latents_of_top10": sum(x["theme"] for x in latents), "shown": len(latents),
-                     "latents": latents, "final_train": last},
+                     "latents": latents, "most_tuned_leaning": leaning,
+                     "theme_latents_of_most_tuned_leaning_10": sum(x["theme"] for x in leaning), "final_train": last},
          seconds={"diff_two_passes": round(diff_s, 1), "crosscoder": round(train_s, 1)},
          threads=torch.get_num_threads())  # fmt: skip
 
