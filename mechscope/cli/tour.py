@@ -14,7 +14,8 @@ PROMPT = "The reliability of Wikipedia is very"
 def register(subparsers) -> None:
     p = add_parser(subparsers, "tour",
                    "A guided tour on the embedded Gemma 3 270M: next-token predictions, clamping one residual "
-                   "coordinate, the logit lens walkthrough, causal tracing of a fact, superposition in a toy model "
+                   "coordinate, the logit lens walkthrough, causal tracing of a fact, SAE features, a steering vector, "
+                   "superposition in a toy model "
                    "and a grokking run. Pictures go to --out.",
                    "  mechscope tour\n  mechscope tour --out tour-pictures\n  mechscope tour --only basics --json")  # fmt: skip
     add_model_arg(p)
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
                    help="folder for the tour's pictures: new, empty, or an earlier tour's")  # fmt: skip
     p.add_argument("--force", action="store_true",
                    help="write into a folder that holds other files too (they are kept; only the tour's are replaced)")  # fmt: skip
-    p.add_argument("--only", choices=("basics", "lens", "circuits", "sae", "superposition", "grokking"), action="append",
+    p.add_argument("--only", choices=("basics", "lens", "circuits", "sae", "steering", "superposition", "grokking"), action="append",
                    help="run only these sections (repeatable); default: all")  # fmt: skip
     p.set_defaults(func=run)
 
@@ -56,6 +57,7 @@ SECTIONS = {
     "lens": ("model", "mechscope.tour.lens:tour"),
     "circuits": ("model", "mechscope.attribution.tour:tour"),
     "sae": ("model", "mechscope.sae.tour:tour"),
+    "steering": ("model", "mechscope.tour.steering:tour"),
     "superposition": ("none", "mechscope.labs.superposition.tour:tour"),
     "grokking": ("none", "mechscope.labs.grokking.tour:tour"),
 }
