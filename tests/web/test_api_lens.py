@@ -47,3 +47,30 @@ def test_lens_bad_requests_are_one_line(client, body, code, words):
     assert r.status_code == code, r.text
     msg = r.json()["error"]
     assert words in msg and "\n" not in msg
+
+
+def test_tuned_lens_toggle(tmp_path, monkeypatch):
+    """With a tuned lens saved in the model's default place, lens=tuned reads through it (and info says so)."""
+    import torch
+    from fastapi.testclient import TestClient
+
+    from mechscope.lens.tuned import TunedLens, default_lens_dir, load_tuned_lens
+    from mechscope.web import create_app
+    from tests.tiny import tiny_model
+
+    monkeypatch.setenv("MECHSCOPE_HOME", str(tmp_path))
+    model = tiny_model("gemma3")
+    client = TestClient(create_app(model=model))
+    assert client.get("/api/info").json()["tuned_lens"] is False
+    lens = TunedLens.for_model(model)
+    with torch.no_grad():
+        lens.weight.normal_(0, 0.05)
+    lens.save(default_lens_dir(model))
+    assert client.get("/api/info").json()["tuned_lens"] is True
+    got = client.post("/api/lens", json={"prompt": PROMPT, "lens": "tuned"}).json()
+    got.pop("view")
+    want = logit_lens(model, PROMPT, lens=load_tuned_lens(default_lens_dir(model), model))
+    assert got == finite_json(want.to_dict()) and got["lens"] == "tuned"
+    assert got["rows"][1]["cells"] != client.post("/api/lens", json={"prompt": PROMPT}).json()["rows"][1]["cells"]
+    r = client.post("/api/lens", json={"prompt": PROMPT, "lens": "tuned", "sublayers": True})
+    assert r.status_code == 404 and "\n" not in r.json()["error"]
