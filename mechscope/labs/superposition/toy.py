@@ -22,6 +22,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from mechscope.labs.superposition.config import ToyConfig
+from mechscope.labs.superposition.toy_data import SparseSampler
+from mechscope.labs.superposition.toy_step import FlatAdam, loss_and_grads
 from mechscope.runtime import flush_denormals
 
 
@@ -64,19 +66,12 @@ def _forward_cols(W: Float[Tensor, "inst m n"], b: Float[Tensor, "inst n 1"],
     return torch.relu(torch.baddbmm(b, W.transpose(1, 2), h))  # [inst, n, batch]
 
 
-def sample_batch(cfg: ToyConfig, generator: torch.Generator, density: Float[Tensor, "inst 1 1"] | float | None = None,
+def sample_batch(cfg: ToyConfig, generator: torch.Generator, density: Float[Tensor, " inst"] | float | None = None,
                  ) -> Float[Tensor, "inst batch n"]:  # fmt: skip
     """Sparse inputs: each feature present with probability ``density`` (default ``cfg.density``), then
-    uniform in [0, 1]. ``density`` may vary by instance for sweeps."""
-    return _sample_cols(cfg, generator, density).transpose(1, 2)
-
-
-def _sample_cols(cfg: ToyConfig, generator: torch.Generator, density=None) -> Float[Tensor, "inst n batch"]:
-    """One uniform u per entry gives both draws: present when u < p, and then u / p is uniform in [0, 1)."""
+    uniform in [0, 1). ``density`` may vary by instance for sweeps (any shape with ``instances`` entries)."""
     p = cfg.density if density is None else density
-    u = torch.rand(cfg.instances, cfg.n, cfg.batch, generator=generator)
-    x = u.div_(p)  # in place: x is u / p
-    return x.masked_fill_(x >= 1.0, 0.0)
+    return SparseSampler(cfg.instances, cfg.n, cfg.batch, p, generator).dense()
 
 
 def init_weights(cfg: ToyConfig, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -92,19 +87,25 @@ def train(cfg: ToyConfig, *, density: Float[Tensor, " inst"] | None = None,
 
     ``density`` ([instances]) and ``importance`` ([instances, n]) override the config per instance, which
     is how the sweeps train a whole grid as one batch. Subnormals are flushed (CPU) for the loop.
+
+    The step is written by hand (:mod:`~mechscope.labs.superposition.toy_step`: closed-form gradients,
+    Adam on one flat tensor; :mod:`~mechscope.labs.superposition.toy_data`: only the present entries are
+    drawn and the empty examples are handled in closed form), the same code for any number of instances.
     """
     gen = torch.Generator().manual_seed(cfg.seed)
-    W, b = init_weights(cfg, gen)
-    b = b[:, :, None].contiguous()  # [inst, n, 1]: the training layout
-    W.requires_grad_(True)
-    b.requires_grad_(True)
+    W0, b0 = init_weights(cfg, gen)
+    inst, m, n = cfg.instances, cfg.m, cfg.n
+    # W and b side by side in one tensor, so Adam is a handful of kernels; W, b are views into it
+    params = torch.cat([W0.reshape(inst, m * n), b0], dim=1)
+    grads = torch.empty_like(params)
+    W, b = params[:, : m * n].view(inst, m, n), params[:, m * n :, None]
+    gW, gb = grads[:, : m * n].view(inst, m, n), grads[:, m * n :, None]
     imp = importance_weights(cfg)[None, :] if importance is None else importance  # [1 or inst, n]
-    p = None if density is None else density.reshape(-1, 1, 1).to(torch.float32)
-    opt = torch.optim.Adam([W, b], lr=cfg.lr)
-    # cosine decay to 0: the last steps average out the batch noise, so the geometry settles
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * t / cfg.steps)))
+    c = (2.0 / cfg.batch) * imp.to(torch.float32)[:, :, None]  # [1 or inst, n, 1]
+    sampler = SparseSampler(inst, n, cfg.batch, cfg.density if density is None else density, gen)
+    opt = FlatAdam(params)
     tail = max(1, min(100, cfg.steps // 10))
-    recent = torch.zeros(cfg.instances)
+    recent = torch.zeros(inst)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -113,18 +114,15 @@ def train(cfg: ToyConfig, *, density: Float[Tensor, " inst"] | None = None,
     start = time.perf_counter()
     with flush_denormals():
         for step in range(cfg.steps):
-            x = _sample_cols(cfg, gen, p)  # [inst, n, batch]
-            err = _forward_cols(W, b, x) - x
-            per_instance = (err.square().sum(-1) * imp).sum(-1) / cfg.batch  # [inst]
-            opt.zero_grad(set_to_none=True)
-            per_instance.sum().backward()
-            opt.step()
-            sched.step()
-            if step >= cfg.steps - tail:
-                recent += per_instance.detach()
+            in_tail = step >= cfg.steps - tail
+            loss = loss_and_grads(W, b, sampler.compact(), c, gW, gb, with_loss=in_tail)
+            # cosine decay to 0: the last steps average out the batch noise, so the geometry settles
+            opt.step(grads, cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+            if loss is not None:
+                recent += loss
             if bar is not None:
                 bar.update(1)
     seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    return ToyModels(cfg, W.detach(), b.detach()[:, :, 0], recent / tail, seconds)
+    return ToyModels(cfg, W.clone(), b[:, :, 0].clone(), recent / tail, seconds)
