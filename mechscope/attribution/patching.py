@@ -145,8 +145,11 @@ def _patch_hooks(chunk, clean: dict[str, Tensor], q: Tensor):
 @torch.no_grad()
 def activation_patching(model, clean: str, corrupt: str, answer_text: str, wrong: str | None = None, *,
                         what: str | Sequence[str] = ("resid_pre", "attn_out", "mlp_out"), align: Align | None = None,
-                        batch_size: int = 32, progress: bool = False) -> PatchResult:  # fmt: skip
-    """Exact activation patching (clean → corrupt), normalised; see the module docstring."""
+                        batch_size: int = 32, progress: bool = False, on_progress=None) -> PatchResult:  # fmt: skip
+    """Exact activation patching (clean → corrupt), normalised; see the module docstring.
+
+    ``on_progress(done, total)`` is called after every batched forward (the web workbench's progress and
+    cancel: an exception raised there stops the analysis; hooks are removed as always)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     t0 = time.perf_counter()
@@ -173,6 +176,8 @@ def activation_patching(model, clean: str, corrupt: str, answer_text: str, wrong
         forwards += 1
         if bar is not None:
             bar.update(len(chunk))
+        if on_progress is not None:
+            on_progress(start + len(chunk), len(jobs))
     if bar is not None:
         bar.close()
     norm = (values - corrupt_ld) / denom

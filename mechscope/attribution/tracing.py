@@ -81,8 +81,9 @@ def _answer_prob(model, normed: Tensor, answer_id: int) -> Tensor:
 @torch.no_grad()
 def causal_trace(model, prompt: str, subject: str, answer: str, config: TraceConfig | None = None, *,
                  kinds: Sequence[str] = KINDS, positions: Sequence[int] | None = None,
-                 progress: bool = False) -> TraceResult:  # fmt: skip
-    """Indirect effect of every (kind, layer, position) on P(answer); see the module docstring."""
+                 progress: bool = False, on_progress=None) -> TraceResult:  # fmt: skip
+    """Indirect effect of every (kind, layer, position) on P(answer); see the module docstring.
+    ``on_progress(done, total)`` is called after every batched forward (see ``activation_patching``)."""
     cfg = config or TraceConfig()
     t0 = time.perf_counter()
     bad = [k for k in kinds if k not in KINDS]
@@ -124,6 +125,8 @@ def causal_trace(model, prompt: str, subject: str, answer: str, config: TraceCon
         forwards += 1
         if bar is not None:
             bar.update(len(idx))
+        if on_progress is not None:
+            on_progress(idx[-1] + 1, n_rows)
     if bar is not None:
         bar.close()
     means = probs.view(len(rows), cfg.samples).mean(1)

@@ -95,17 +95,14 @@ def _superposition(args: argparse.Namespace) -> int:
     from mechscope.cli.config_args import config_from_args
     from mechscope.labs.superposition import figures
     from mechscope.labs.superposition.config import ToyConfig
-    from mechscope.labs.superposition.geometry import summarize
-    from mechscope.labs.superposition.toy import train
+    from mechscope.labs.superposition.report import toy_report
     from mechscope.runtime import cpu_threads
 
     cfg = config_from_args(ToyConfig, args)
     _check_png(args.png, args.heatmap)
     with cpu_threads(args.threads):
-        models = train(cfg, progress=not args.quiet and not args.json)
-    instances = summarize(models.W)
-    for inst, loss in zip(instances, models.final_loss.tolist()):
-        inst["loss"] = loss
+        report = toy_report(cfg, progress=not args.quiet and not args.json)
+    models, instances = report.models, report.instances
     files = []
     if args.png:
         if cfg.m == 2:
@@ -115,8 +112,7 @@ def _superposition(args: argparse.Namespace) -> int:
     if args.heatmap:
         files.append(figures.plot_wtw(models.W, models.b, args.heatmap))
     if args.json:
-        emit_json({"n": cfg.n, "m": cfg.m, "instances": instances, "config": cfg.to_dict(),
-                   "seconds": round(models.seconds, 3), "files": [str(f) for f in files]})  # fmt: skip
+        emit_json({**report.to_dict(), "files": [str(f) for f in files]})
         return 0
     print(f"{cfg.instances} toy models, n={cfg.n} features in m={cfg.m} dims, density {cfg.density:g}, "
           f"importance {cfg.importance:g}^i, {cfg.steps} steps in {models.seconds:.1f} s")  # fmt: skip
@@ -136,7 +132,7 @@ def _orthogonal(args: argparse.Namespace) -> int:
     from mechscope.errors import ConfigError
     from mechscope.labs.superposition import figures
     from mechscope.labs.superposition.config import OrthoConfig
-    from mechscope.labs.superposition.orthogonal import run, welch_bound
+    from mechscope.labs.superposition.report import orthogonal_report
     from mechscope.runtime import cpu_threads
 
     cfg = config_from_args(OrthoConfig, args)
@@ -144,7 +140,8 @@ def _orthogonal(args: argparse.Namespace) -> int:
         raise ConfigError(f"--eps must lie strictly between 0 and 90 degrees, got {args.eps}")
     _check_png(args.png, args.capacity)
     with cpu_threads(args.threads):
-        random_stats, runs = run(cfg, progress=not args.quiet and not args.json)
+        report = orthogonal_report(cfg, progress=not args.quiet and not args.json)
+        random_stats, runs = report.random, report.runs
         files = []
         if args.png:
             files.append(figures.plot_angles(random_stats, runs, args.png, cfg.n, cfg.dim))
@@ -152,11 +149,9 @@ def _orthogonal(args: argparse.Namespace) -> int:
             from mechscope.labs.superposition.capacity import capacity_curve
 
             files.append(figures.plot_capacity(capacity_curve(eps_deg=args.eps), args.capacity))
-    welch = welch_bound(cfg.n, cfg.dim)
+    welch = report.welch
     if args.json:
-        emit_json({"n": cfg.n, "dim": cfg.dim, "runs": [r.to_dict() for r in runs],
-                   "random": random_stats.to_dict(), "welch_max_abs_cos": welch,
-                   "config": cfg.to_dict(), "files": [str(f) for f in files]})  # fmt: skip
+        emit_json({**report.to_dict(), "files": [str(f) for f in files]})
         return 0
     import math
 
@@ -193,10 +188,12 @@ def _recovery(args: argparse.Namespace) -> int:
 
 
 def _memory(args: argparse.Namespace) -> int:
-    from mechscope.labs.superposition.memory import gemma_basketball_neurons, plot, run
+    from mechscope.labs.superposition.memory import gemma_basketball_neurons, plot
+    from mechscope.labs.superposition.report import memory_report
 
     _check_png(args.png)
-    rows = run()
+    report = memory_report()
+    rows = report.rows
     files = [plot(args.png)] if args.png else []
     hits = None
     if args.gemma:
@@ -204,7 +201,7 @@ def _memory(args: argparse.Namespace) -> int:
 
         hits = gemma_basketball_neurons(load_model(args))
     if args.json:
-        out = {"toy": rows, "files": [str(f) for f in files]}
+        out = {**report.to_dict(), "files": [str(f) for f in files]}
         if hits is not None:
             out["gemma"] = [vars(h) for h in hits]
         emit_json(out)

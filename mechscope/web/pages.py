@@ -32,5 +32,11 @@ PAGES: tuple[Page, ...] = (
     Page("lens", "Lens", "Logit / tuned lens: every row × position of a prompt, top-10 per cell.", "lens"),
     Page("intervene", "Intervene", "Edit a hook (set, clamp, add, ablate): top-10 and continuations before and after.",
          "intervene"),
+    Page("circuits", "Circuits", "Activation patching and causal tracing heatmaps, DLA bars; click a cell for its top-10.",
+         "circuits"),
+    Page("grokking", "Grokking", "Curves, Fourier spectrum, probe circle and surfaces over a run's checkpoints; train one.",
+         "grok"),
+    Page("superposition", "Superposition", "Toy models of superposition, near-orthogonal vectors, the AND-neuron memory.",
+         "superposition"),
 )
 """In nav order. Core routes (info, hooks, jobs, runs) live in ``routes/core.py`` and always load."""

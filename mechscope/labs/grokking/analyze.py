@@ -50,6 +50,32 @@ class Analysis:
     measures: dict[str, np.ndarray]
     """Progress measures at every checkpoint."""
 
+    def to_dict(self, max_points: int | None = 2000) -> dict[str, Any]:
+        """Everything as JSON (the web workbench's Grokking page): the run, ``summary``, ``details``, the
+        training ``curves`` (per-epoch series thinned to about ``max_points`` epochs, dense early and
+        even later, so log and linear axes both look right; None keeps all) and the progress
+        ``measures`` at every checkpoint. NaN stays NaN (``mechscope.io.finite_json`` makes it null)."""
+        m = self.run.metrics
+        keep = thin_epochs(len(m["epoch"]), max_points)
+        curves = {"epoch": m["epoch"][keep].tolist(), "train_loss": m["train_loss"][keep].tolist(),
+                  "train_acc": m["train_acc"][keep].tolist(), "eval_epoch": m["eval_epoch"].tolist(),
+                  "test_loss": m["test_loss"].tolist(), "test_acc": m["test_acc"].tolist()}  # fmt: skip
+        return {"dir": str(self.run.dir), "seed": self.run.seed, "seeds": self.run.config.seeds,
+                "step": self.run.step, "complete": self.run.complete, "epochs": self.run.epochs,
+                "config": self.run.config.to_dict(), "summary": self.summary, "details": self.details,
+                "curves": curves, "measures": {k: np.asarray(v).tolist() for k, v in self.measures.items()}}  # fmt: skip
+
+
+def thin_epochs(n: int, max_points: int | None) -> np.ndarray:
+    """Indices into ``n`` per-epoch values: all when ``n <= max_points`` (or None), else about half
+    log-spaced and half evenly spaced, always with the first and last."""
+    if max_points is None or n <= max_points:
+        return np.arange(n)
+    half = max(max_points // 2, 2)
+    log = np.rint(np.geomspace(1, n - 1, half)).astype(int)
+    even = np.rint(np.linspace(0, n - 1, half)).astype(int)
+    return np.unique(np.concatenate([[0, n - 1], log, even]))
+
 
 def _first_epoch(epochs: np.ndarray, values: np.ndarray, threshold: float) -> int | None:
     hits = np.nonzero(values >= threshold)[0]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from mechscope.errors import ConfigError
 
 Operation = Literal["add", "subtract", "multiply"]
-Recipe = Literal["paper", "fast", "custom"]
+Recipe = Literal["paper", "fast", "small", "custom"]
 OPERATIONS: tuple[str, ...] = ("add", "subtract", "multiply")
 RECIPES: tuple[str, ...] = ("paper", "fast")
 MAX_MEMORY_BYTES = 16 << 30
@@ -160,12 +160,24 @@ class GrokConfig:
         return cls(**{**base, **overrides})
 
     @classmethod
+    def small(cls, **overrides: Any) -> GrokConfig:
+        """A seconds-long demo on CPU (the web workbench's default run): p = 23, d_model 32, 4 heads × 8,
+        d_mlp 64, 80 % of the pairs train, lr 3e-3, weight decay 2, 1,500 epochs, 40 checkpoints. The tests'
+        grokking run (tests/labs/grokking/conftest.py): 99 % test accuracy near epoch 340-420, ~4 s."""
+        base = {"recipe": "small", "model": GrokModelConfig(p=23, d_model=32, n_heads=4, d_head=8, d_mlp=64),
+                "epochs": 1_500, "lr": 3e-3, "weight_decay": 2.0, "frac_train": 0.8, "n_checkpoints": 30,
+                "n_log_checkpoints": 10}  # fmt: skip
+        return cls(**{**base, **overrides})
+
+    @classmethod
     def from_recipe(cls, recipe: str, **overrides: Any) -> GrokConfig:
         if recipe == "paper":
             return cls.paper(**overrides)
         if recipe == "fast":
             return cls.fast(**overrides)
-        raise ConfigError(f"unknown recipe {recipe!r}; choose paper or fast")
+        if recipe == "small":
+            return cls.small(**overrides)
+        raise ConfigError(f"unknown recipe {recipe!r}; choose paper, fast or small")
 
     # ----------------------------------------------------------------- derived
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,7 @@ def train(
     seeds_per_chunk: int | None = None,
     seed_workers: int | None = None,
     flush_denormals: bool = True,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> TrainSummary:
     """Train (or resume) the run in ``out_dir``. ``cfg=None`` resumes with the saved config.
 
@@ -153,16 +155,18 @@ def train(
     with subnormals that Intel cores handle in microcode (the fast recipe slowed from 16 to 1.8 epochs/s).
     ``False`` exists to measure that cost (benchmarks/grok_late_slowdown.py); a run resumed with
     another setting than it started with is no longer bit-identical to an uninterrupted one.
+    ``on_epoch(step, epochs)`` is called after every update (the web workbench's progress and cancel: an
+    exception raised there stops training like a kill; the state of the last checkpoint stays resumable).
     """
     from mechscope import runtime
 
     device = torch.device(device)
     if not flush_denormals:
         return _train(cfg, out_dir, device, progress, max_epochs_this_session, stop_at_test_acc, seeds_per_chunk,
-                      seed_workers, False)  # fmt: skip
+                      seed_workers, False, on_epoch)  # fmt: skip
     with runtime.flush_denormals(device) as flushing:
         return _train(cfg, out_dir, device, progress, max_epochs_this_session, stop_at_test_acc, seeds_per_chunk,
-                      seed_workers, flushing)  # fmt: skip
+                      seed_workers, flushing, on_epoch)  # fmt: skip
 
 
 def _train(
@@ -175,6 +179,7 @@ def _train(
     seeds_per_chunk: int | None,
     seed_workers: int | None,
     flush: bool,
+    on_epoch: Callable[[int, int], None] | None = None,
 ) -> TrainSummary:
     run_dir = rundir.check_run_dir(Path(out_dir))
     cfg = resolve_config(run_dir, cfg)
@@ -264,6 +269,8 @@ def _train(
             adamw_step(params, grads, state.opt, cfg)
             session_steps += 1
             bar.update(1)
+            if on_epoch is not None:
+                on_epoch(state.opt.step, cfg.epochs)
     finally:
         bar.close()
         if pool is not None:
