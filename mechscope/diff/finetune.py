@@ -225,7 +225,7 @@ def finetune(model: HookedModel, cfg: FinetuneConfig, out: str | Path, *, progre
     hf = copy.deepcopy(model.hf).eval()  # the base stays as it is; no dropout in eval mode
     torch.manual_seed(cfg.seed)
     params, lora = _trainables(hf, model, cfg)
-    opt = torch.optim.AdamW(list(params.values()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=False)
+    opt = torch.optim.AdamW(list(params.values()), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     done, losses, spent, resumed = 0, [], 0.0, []
     if state is not None:
         try:
@@ -261,8 +261,9 @@ def finetune(model: HookedModel, cfg: FinetuneConfig, out: str | Path, *, progre
                 group["lr"] = cfg.learning_rate * cfg.lr_factor(step)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
                 logits = hf(input_ids=ids, use_cache=False).logits  # [batch, seq, vocab]
-            loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                                                     ids[:, 1:].reshape(-1))  # fmt: skip
+            # next-token targets, the last position ignored (shifting the labels, not the logits, copies nothing)
+            targets = torch.nn.functional.pad(ids[:, 1:], (0, 1), value=-100)  # [batch, seq]
+            loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
             del logits
             if not math.isfinite(loss.item()):
                 raise TrainingError(f"the loss became {loss.item()} at step {step + 1}: lower --lr (now "
