@@ -174,8 +174,8 @@ def checkpoint(req: CheckpointRequest, request: Request) -> dict:
     def load():
         saved = load_analysis(run)
         if saved is None:
-            raise RunError(f"{req.run!r:.120} (seed {run.seed}) has no current analysis: analyse it first (the page's "
-                           f"Analyse button, or `mechscope grok analyze {run_dir}`)")  # fmt: skip
+            raise RunError(f"{req.run!r:.120} (seed {run.seed}) has no current analysis: analyse it first (open it on the page's "
+                           f"Grokking tab, or `mechscope grok analyze {run_dir}`)")  # fmt: skip
         return saved
 
     key = (str(run_dir), run.seed, run.step)
