@@ -49,7 +49,7 @@ export async function render(root, ctx) {
   );
 
   const fmt = (x, d = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
-  const tableOf = (head, rows) => el("table", { class: "top" }, el("tr", {}, head.map((h) => el("th", {}, h))),
+  const tableOf = (head, rows) => el("table", { class: "top" }, el("tr", {}, head.map((h) => el("th", { style: "padding:1px 8px" }, h))),
     rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c)))));
 
   async function runToy() {
