@@ -50,7 +50,7 @@ def main() -> None:
     def diff():
         diff_models(base, tuned, seqs, cfg, targets=["ocean"], progress=False)
 
-    times = interleaved({"plain": plain, "body": body, "diff": diff}, REPEATS, warmup=1)
+    times = interleaved({"plain": plain, "body": body, "diff": diff}, REPEATS, warmup=0)  # runs of a minute: no warm-up round
     emit("diff_time", ratio=round(paired_ratio(times["diff"], times["plain"]), 3), target=2.2,
          ratio_vs_no_head=round(paired_ratio(times["diff"], times["body"]), 3), plain_no_head=summary(times["body"]),
          diff=summary(times["diff"]), plain_two_forwards=summary(times["plain"]), prompts=N_PROMPTS, seq_len=SEQ,
