@@ -111,6 +111,10 @@ def target_tokens(model, prompt: str, targets: Sequence[str]) -> list[dict]:
     for word in targets:
         if not isinstance(word, str) or not word.strip():
             raise ConfigError(f"a target word must be some text, got {word!r:.40}")
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"the target {word!r:.40} is not valid UTF-8 text: pass a word") from None
         text = word if word[0].isspace() or prompt[-1:].isspace() else " " + word
         ids = [i for i in model.tokenizer(text, add_special_tokens=False)["input_ids"] if i != bos]
         if not ids:

@@ -63,7 +63,7 @@ def test_vector_apply(box, made, data):
     dose = data.draw(st.sampled_from(["--coef", "--sweep"]))
     argv += [dose, data.draw(st.one_of(*good_or(["0,1,3"] if dose == "--sweep" else ["2"], st.one_of(floats, junk))))]
     argv += data.draw(options({
-        "--generate": good_or(small(0, 3), ints), "--target": good_or(["Paris", "the"], junk),
+        "--generate": good_or(small(0, 3), ints), "--target": good_or(["Paris", "the"], st.one_of(junk, st.just("\udcff\udcfeabc"))),
         "--top-k": good_or(small(1, 5), ints), "--hook": good_or([HOOK], hooks), "--json": None,
         "--include-bos": None, "--png": paths(box, ".png"),
     }))  # fmt: skip

@@ -176,6 +176,8 @@ def test_target_spacing(model):
     assert target_tokens(model, "The capital of ", ["Paris"])[0]["token"] != " Paris"  # the prompt has the space
     with pytest.raises(ConfigError, match="a target word must be some text"):
         target_tokens(model, PROMPT, [" "])
+    with pytest.raises(ConfigError, match="is not valid UTF-8 text"):
+        target_tokens(model, PROMPT, ["\udcff\udcfeabc"])
 
 
 @pytest.mark.parametrize("coefs", [[float("nan")], [0.0, float("inf")], [-float("inf")]])
