@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mechscope.web.routes import workbench
+from mechscope.web.routes import answer, workbench
 from mechscope.web.security import check_tensor_files, check_web_prompt, parse_interventions
 
 router = APIRouter(prefix="/api")
@@ -29,10 +29,9 @@ class RunRequest(BaseModel):
 
 
 @router.post("/run")
-def run(req: RunRequest, request: Request) -> dict:
+def run(req: RunRequest, request: Request):
     """``{prompt, interventions, top_k, generate, position, hooks}`` → ``{"before": run, "after": run}``."""
     from mechscope.errors import ConfigError
-    from mechscope.io import finite_json
     from mechscope.model.prompt_run import run_prompt
 
     wb = workbench(request)
@@ -47,4 +46,4 @@ def run(req: RunRequest, request: Request) -> dict:
     with wb.using_model() as model:
         before = run_prompt(model, req.prompt, **kw)
         after = run_prompt(model, req.prompt, interventions=edits, **kw)
-    return finite_json({"before": before.to_dict(), "after": after.to_dict()})
+    return answer({"before": before.to_dict(), "after": after.to_dict()})

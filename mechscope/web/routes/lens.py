@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mechscope.web.routes import workbench
+from mechscope.web.routes import answer, workbench
 from mechscope.web.security import check_web_prompt
 
 router = APIRouter(prefix="/api")
@@ -29,18 +29,17 @@ class LensRequest(BaseModel):
 
 def lens_answer(model, req: LensRequest, tuned=None) -> dict:
     """The route's JSON: ``logit_lens(...).to_dict()`` plus ``view`` for ``req.position``."""
-    from mechscope.io import finite_json
     from mechscope.lens.logit import logit_lens
 
     res = logit_lens(model, req.prompt, top_k=req.top_k, sublayers=req.sublayers, targets=req.targets, lens=tuned)
     pos = res.position(req.position)
     resid = res.resid[:, pos].float()
     view = {"position": pos, "resid": resid.tolist(), "resid_rms": resid.pow(2).mean(-1).sqrt().tolist()}
-    return finite_json({**res.to_dict(), "view": view})
+    return {**res.to_dict(), "view": view}
 
 
 @router.post("/lens")
-def lens(req: LensRequest, request: Request) -> dict:
+def lens(req: LensRequest, request: Request):
     """``{prompt, lens: logit|tuned, sublayers, top_k, position, targets}`` → ``LensResult.to_dict()`` + ``view``."""
     from mechscope.errors import ConfigError
 
@@ -50,4 +49,5 @@ def lens(req: LensRequest, request: Request) -> dict:
         raise ConfigError(f"top_k {req.top_k} is above the workbench's limit of {wb.config.max_top_k}")
     with wb.using_model() as model:
         tuned = wb.tuned_lens(model) if req.lens == "tuned" else None
-        return lens_answer(model, req, tuned)
+        out = lens_answer(model, req, tuned)
+    return answer(out)  # encoded after the lock is released
