@@ -3,12 +3,14 @@
     h  = W x            W: [m, n]     (n features squeezed into m dimensions)
     x' = ReLU(Wᵀ h + b) b: [n]
 
-Inputs are sparse: each feature is 0 with probability 1 - density and uniform in [0, 1] otherwise.
+Inputs are sparse: each feature is 0 with probability 1 - density and uniform in [0, 1) otherwise.
 The loss weighs feature i's squared error by its importance I_i = importance**i.
 
-All instances form one batched model: W is ``[instances, m, n]`` and every step is two batched matmuls
-over the instance axis (``torch.bmm``), not a Python loop per instance. Adam is elementwise, so each
-instance trains exactly as it would alone, on its own data stream.
+All instances form one batched model: W is ``[instances, m, n]`` and every step is a few batched
+matmuls over the instance axis (``torch.bmm``), not a Python loop per instance. Adam is elementwise, so
+each instance trains as it would alone, on its own data. The step is hand-written (toy_step.py:
+closed-form gradients, Adam on one flat tensor) and draws only the present entries, leaving the empty
+examples to a closed form (toy_data.py): 20 instances cost ~2.2x one, not ~20x.
 """
 
 from __future__ import annotations
