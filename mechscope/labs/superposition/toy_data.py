@@ -13,6 +13,8 @@ then uniform in [0, 1). One uniform per entry costs ``batch · n`` draws from to
   truncated);
 - **what**: one uniform value per present entry.
 
+Above :data:`SPARSE_MAX_DENSITY` (sweeps reach density 1) it falls back to one uniform per entry.
+
 :meth:`SparseSampler.compact` returns the batch in the training layout with the **empty examples left
 out**: at density 0.05 and n = 5, 77% of examples have no feature, and every such example has the same
 output ReLU(b), so the training step handles them in closed form (times their count) instead of running
@@ -27,6 +29,11 @@ from dataclasses import dataclass
 import torch
 from jaxtyping import Float
 from torch import Tensor
+
+
+SPARSE_MAX_DENSITY = 0.25
+"""Above this (largest) density the sampler draws one uniform per entry and keeps every example: the
+gaps then cost more (float64 draws, a dozen passes over them) than they save."""
 
 
 @dataclass
@@ -53,6 +60,9 @@ class SparseSampler:
         self.total = n * batch
         p = torch.as_tensor(density, dtype=torch.float64).reshape(-1, 1)  # [1 or inst, 1]
         p_max = float(p.max())
+        # dense features (sweeps reach density 1): one uniform per entry is cheaper than the gaps
+        self.sparse = p_max <= SPARSE_MAX_DENSITY
+        self.p = p.to(torch.float32)[:, :, None]  # [1 or inst, 1, 1]
         mean = self.total * p_max
         # positions of present entries up to block end: Binomial(total, p) of them; 8 sd + 16 spare makes a
         # second draw a ~1e-15 event. total + 1 gaps always reach past the block (every gap is >= 1).
@@ -76,15 +86,27 @@ class SparseSampler:
         pos = gaps.cumsum_(1).add_(self.offsets)  # sum of (gap - 1) + index = sum of gaps - 1
         return pos if start is None else pos.add_(start + 1)
 
+    def _uniform_per_entry(self) -> Float[Tensor, "inst n batch"]:
+        """The dense draw (density above :data:`SPARSE_MAX_DENSITY`): one uniform u per entry, present when
+        u < p, and then u / p is uniform in [0, 1)."""
+        u = torch.rand(self.instances, self.n, self.batch, generator=self.generator)
+        x = u.div_(self.p)
+        return x.masked_fill_(x >= 1.0, 0.0)
+
     def dense(self) -> Float[Tensor, "inst batch n"]:
         """One batch as ``[instances, batch, n]``."""
+        if not self.sparse:
+            return self._uniform_per_entry().transpose(1, 2)
         pos = self.positions().clamp_max_(self.total).long()  # entries past the block land on a spare slot
         vals = torch.rand(pos.shape, generator=self.generator)
         x = torch.zeros(self.instances, self.total + 1).scatter_(1, pos, vals)
         return x[:, : self.total].reshape(self.instances, self.batch, self.n)
 
     def compact(self) -> CompactBatch:
-        """One batch in the training layout, empty examples left out (see :class:`CompactBatch`)."""
+        """One batch in the training layout, empty examples left out (see :class:`CompactBatch`); above
+        :data:`SPARSE_MAX_DENSITY` every example is kept (few are empty there)."""
+        if not self.sparse:
+            return CompactBatch(self._uniform_per_entry(), 0)
         n = self.n
         pos = self.positions().clamp_max_(self.total)  # past the block: example `batch`, feature 0
         example = torch.div(pos, n, rounding_mode="floor")

@@ -87,14 +87,20 @@ def test_sampler_per_instance_density_and_extension():
     frac = (s.dense() > 0).float().mean((1, 2))
     assert float(frac[0]) == 1.0 and 0.27 < float(frac[1]) < 0.33 and float(frac[2]) < 0.03
     # too few gaps per draw: the sampler appends draws until every row reaches past the block
-    s = SparseSampler(2, 5, 400, 0.5, torch.Generator().manual_seed(0))
+    s = SparseSampler(2, 5, 400, 0.2, torch.Generator().manual_seed(0))
+    assert s.sparse
     s.draws, s.offsets = 7, torch.arange(7, dtype=f64)
     pos = s.positions()
     assert pos.shape[1] > 7 and float(pos[:, -1].min()) >= 2000 and bool((pos.diff(dim=1) >= 1).all())
-    assert 0.45 < float((s.dense() > 0).float().mean()) < 0.55
+    assert 0.17 < float((s.dense() > 0).float().mean()) < 0.23
+    # dense features: one uniform per entry, every example kept
+    s = SparseSampler(2, 5, 400, torch.tensor([0.5, 0.05]), torch.Generator().manual_seed(0))
+    cb = s.compact()
+    assert not s.sparse and cb.empty == 0 and cb.x.shape == (2, 5, 400)
+    assert 0.45 < float((cb.x[0] > 0).float().mean()) < 0.55 and 0.03 < float((cb.x[1] > 0).float().mean()) < 0.07
 
 
-@pytest.mark.parametrize("density", [0.05, 1.0])
+@pytest.mark.parametrize("density", [0.05, 0.25, 1.0])
 def test_compact_batch_is_the_dense_batch_without_empty_examples(density):
     """Same seed, same draws: the compact columns are the dense batch's non-empty examples, in order."""
     inst, n, batch = 3, 5, 300
