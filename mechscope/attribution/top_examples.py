@@ -17,6 +17,7 @@ the same hook is a file read.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,8 +115,9 @@ def default_cache_dir(model, hook: str, cfg: TopExamplesConfig) -> Path:
 
 
 @torch.no_grad()
-def scan(model, hook: str, cfg: TopExamplesConfig, progress: bool = False) -> TopExamples:
-    """One streamed pass: running top-k / bottom-k for every unit of ``hook``."""
+def scan(model, hook: str, cfg: TopExamplesConfig, progress: bool | Callable[[int, int], None] = False) -> TopExamples:
+    """One streamed pass: running top-k / bottom-k for every unit of ``hook``. ``progress``: True for a
+    tqdm bar, or ``progress(done_tokens, total_tokens)`` called after each batch."""
     from mechscope.data.corpus import corpus_batches
 
     spec = model.spec(hook)
@@ -123,12 +125,12 @@ def scan(model, hook: str, cfg: TopExamplesConfig, progress: bool = False) -> To
     t0 = time.perf_counter()
     top, bottom = RunningTopK(cfg.k, True), RunningTopK(cfg.k, False)
     contexts, seen = [], 0
-    bar = None
-    if progress:
+    bar, report = None, progress if callable(progress) else None
+    if progress is True:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.tokens, desc=f"mechscope: top examples at {hook}", unit="tok", unit_scale=True, leave=False)
-    for batch in corpus_batches(model.tokenizer, cfg.corpus, "all", cfg.batch_size, cfg.tokens, progress=progress):
+    for batch in corpus_batches(model.tokenizer, cfg.corpus, "all", cfg.batch_size, cfg.tokens, progress=progress is True):
         acts = unit_values(model.collect(batch, [hook])[hook], spec).cpu()
         top.update(acts, seen)
         bottom.update(acts, seen)
@@ -136,6 +138,8 @@ def scan(model, hook: str, cfg: TopExamplesConfig, progress: bool = False) -> To
         seen += batch.shape[0]
         if bar is not None:
             bar.update(batch.numel())
+        if report is not None:
+            report(seen * cfg.corpus.seq_len, cfg.tokens)
     if bar is not None:
         bar.close()
     meta = {"hook": hook, "n_units": n_units, "tokens": seen * cfg.corpus.seq_len, "k": cfg.k,
@@ -165,7 +169,7 @@ def load(directory: Path, fingerprint: str) -> TopExamples:
 
 def top_examples(model, hook: str, unit: int | None = None, config: TopExamplesConfig | None = None, *,
                  cache_dir: str | Path | None = None, cache: bool = True, rescan: bool = False,
-                 progress: bool = False) -> TopExamples:  # fmt: skip
+                 progress: bool | Callable[[int, int], None] = False) -> TopExamples:  # fmt: skip
     """Top examples for every unit of ``hook`` (scanned once, then read from the cache).
 
     ``unit`` is only checked here (so a bad unit fails before a scan); read it with ``.unit(model, unit)``.

@@ -134,7 +134,12 @@ def run(args: argparse.Namespace) -> int:
             else builtin_prompts(base, args.n_prompts, args.seq_len))  # fmt: skip
     progress = not args.json
     if args.crosscoder:
-        res = _with_crosscoder(args, base, tuned, seqs, cfg, coefs, steer_prompt, progress)
+        from mechscope.diff.crosscoder_run import diff_with_crosscoder
+
+        res = diff_with_crosscoder(base, tuned, seqs, cfg, width=args.width, k=args.k, tokens=args.tokens,
+                                   cc_layer=args.cc_layer, steps_tokens=args.steps_tokens, save=args.save,
+                                   force=args.force, targets=args.target, steer_layer=args.steer_layer,
+                                   steer_prompt=steer_prompt, coefs=coefs, generate=args.generate, progress=progress)  # fmt: skip
     else:
         from mechscope.diff.report import diff_models
 
@@ -152,45 +157,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_table(d))
     return 0
-
-
-def _with_crosscoder(args, base, tuned, seqs, cfg, coefs, steer_prompt, progress):
-    """Run the diff with the crosscoder's activations taken from the same forwards."""
-    from dataclasses import replace
-
-    from mechscope.diff import lens as L
-    from mechscope.diff.activations import diff_activations
-    from mechscope.diff.crosscoder import CrosscoderConfig, save_crosscoder
-    from mechscope.diff.crosscoder_train import PairActivations, crosscoder_report, top_up, train_crosscoder
-    from mechscope.diff.report import diff_models
-    from mechscope.errors import ConfigError
-    from mechscope.sae.config import SAETrainConfig
-
-    layer = args.cc_layer
-    if layer is None:  # the best layer needs the diff first: a cheap pass to find it, reused below
-        stats = diff_activations(base, tuned, seqs, cfg, progress=progress)
-        logits = L.lens_logits(tuned, stats.mean_diff, stats.base_rms)
-        layer = L.best_layer(stats.layers, logits)
-    if not 0 <= layer < base.cfg.n_layers:
-        raise ConfigError(f"--cc-layer {layer} out of range: the models have {base.cfg.n_layers} layers")
-    acts = PairActivations(layer, limit=args.tokens)
-    res = diff_models(base, tuned, seqs, cfg, targets=args.target, steer_layer=args.steer_layer,
-                      steer_prompt=steer_prompt, coefs=coefs, generate=args.generate, sink=acts.sink,
-                      sink_layer=layer, progress=progress)  # fmt: skip
-    top_up(acts, base, tuned, args.tokens, args.seq_len, args.batch_size, progress)
-    x = acts.x()
-    steps_tokens = args.steps_tokens or 10 * int(x.shape[0])
-    tc = SAETrainConfig(tokens=steps_tokens, batch_tokens=min(2048, int(x.shape[0])), checkpoint_every=0)
-    tc = replace(tc, log_every=max(1, min(tc.log_every, tc.steps)))
-    info = {"base": base.name, "tuned": tuned.name, "base_fingerprint": base.fingerprint,
-            "tuned_fingerprint": tuned.fingerprint, "layer": layer, "hook": f"blocks.{layer}.hook_resid_post",
-            "pair_fingerprint": f"{base.fingerprint}+{tuned.fingerprint}", "positions": "all but BOS"}  # fmt: skip
-    cc, _ = train_crosscoder(x, CrosscoderConfig(base.cfg.d_model, args.width, args.k), tc, info, progress)
-    j = res.stats.layers.index(layer)
-    res.crosscoder = crosscoder_report(cc, acts, tuned, rms=float(res.stats.base_rms[j]))
-    if args.save is not None:
-        res.crosscoder["path"] = str(save_crosscoder(cc, args.save, force=args.force))
-    return res
 
 
 def _table(d: dict) -> str:

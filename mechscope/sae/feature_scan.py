@@ -9,7 +9,7 @@ out of ``acts``: ``acts[:, i]`` is token position ``i + first_position``. A stor
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -90,8 +90,11 @@ def _compact(tables: dict[str, Tensor], starts: list[int], token_chunks: list[Te
 
 
 @torch.no_grad()
-def scan(model, sae, cfg, store=None, *, progress: bool = False):
-    """One pass over the source: statistics of every latent of ``sae`` (a ``FeatureStats``, not yet cached)."""
+def scan(model, sae, cfg, store=None, *, progress: bool | Callable[[int, int], None] = False):
+    """One pass over the source: statistics of every latent of ``sae`` (a ``FeatureStats``, not yet cached).
+
+    ``progress``: True for a tqdm bar, or a callable ``progress(done_tokens, total_tokens)`` called after
+    each chunk (the web workbench's job progress; an exception it raises stops the pass)."""
     from mechscope.sae.feature_stats import FeatureAccumulator, encode_chunks
     from mechscope.sae.features import FeatureStats
 
@@ -100,11 +103,11 @@ def scan(model, sae, cfg, store=None, *, progress: bool = False):
     if store is not None:
         first, total, chunks = store_chunks(store, model, hook)
     else:
-        first, total, chunks = corpus_chunks(model, hook, cfg, progress)
+        first, total, chunks = corpus_chunks(model, hook, cfg, progress is True)
     acc = FeatureAccumulator(sae.cfg.width, k=cfg.k, samples=cfg.samples, bins=cfg.hist_bins, lo=cfg.hist_min,
                              hi=cfg.hist_max, seed=cfg.seed, device=sae.W_enc.device)  # fmt: skip
-    bar = None
-    if progress:
+    bar, report, done = None, progress if callable(progress) else None, 0
+    if progress is True:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc=f"mechscope: SAE features at {hook}", unit="tok", unit_scale=True, leave=False)
@@ -115,8 +118,11 @@ def scan(model, sae, cfg, store=None, *, progress: bool = False):
         starts.append(start)
         token_chunks.append(tokens.to("cpu", torch.int32))
         n_contexts += tokens.shape[0]
+        done += acts.shape[0] * acts.shape[1]
         if bar is not None:
             bar.update(acts.shape[0] * acts.shape[1])
+        if report is not None:
+            report(done, total)
     if bar is not None:
         bar.close()
     if not n_contexts or acc.tokens == 0:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,13 +164,13 @@ def load(directory: Path, fingerprint: str | None) -> FeatureStats:
 
 def features(model, sae, latent: int | None = None, config: FeaturesConfig | None = None, *, store=None,
              cache_dir: str | Path | None = None, cache: bool = True, rescan: bool = False,
-             progress: bool = False) -> FeatureStats:  # fmt: skip
+             progress: bool | Callable[[int, int], None] = False) -> FeatureStats:  # fmt: skip
     """Statistics of every latent of ``sae`` (computed once per SAE and source, then read from the cache).
 
     ``store``: an :class:`~mechscope.sae.store.ActivationStore` or its path, holding the SAE's input hook
     and made with ``model``; without one, ``config.tokens`` tokens of ``config.corpus`` are run through the
     model. ``latent`` is only checked here, so a bad one fails before the pass; read it with
-    :meth:`FeatureStats.latent`.
+    :meth:`FeatureStats.latent`. ``progress``: True for a bar, or ``progress(done_tokens, total_tokens)``.
     """
     from mechscope.io import read_marker
     from mechscope.sae.artifact import check_for_model
