@@ -32,11 +32,16 @@ PAGES: tuple[Page, ...] = (
     Page("lens", "Lens", "Logit / tuned lens: every row × position of a prompt, top-10 per cell.", "lens"),
     Page("intervene", "Intervene", "Edit a hook (set, clamp, add, ablate): top-10 and continuations before and after.",
          "intervene"),
+    Page("features", "Neurons & features", "An SAE latent or MLP neuron: density, top contexts, ± logits, similar "
+         "latents, your own text.", "features"),
+    Page("steer", "Steering", "Steer with an SAE latent (dose slider) or a steering vector (coefficient sweep).", "steer"),
     Page("circuits", "Circuits", "Activation patching and causal tracing heatmaps, DLA bars; click a cell for its top-10.",
          "circuits"),
     Page("grokking", "Grokking", "Curves, Fourier spectrum, probe circle and surfaces over a run's checkpoints; train one.",
          "grok"),
     Page("superposition", "Superposition", "Toy models of superposition, near-orthogonal vectors, the AND-neuron memory.",
          "superposition"),
+    Page("diff", "Diffing", "The loaded model against a fine-tune: diff norms, promoted tokens, steering, crosscoder.",
+         "diff"),
 )
 """In nav order. Core routes (info, hooks, jobs, runs) live in ``routes/core.py`` and always load."""
