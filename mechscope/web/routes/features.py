@@ -20,7 +20,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mechscope.web.routes import workbench
+from mechscope.web.routes import answer, workbench
 from mechscope.web.security import check_web_prompt, resolve_under_roots
 
 router = APIRouter(prefix="/api")
@@ -133,10 +133,9 @@ def features_scan(req: FeatureScan, request: Request) -> dict:
 @router.get("/features/{latent}")
 def feature(latent: int, request: Request, sae: str, hook: str | None = None, store: str | None = None,
             tokens: int | None = None, seq_len: int = 128, corpus: str = "builtin", bands: int = 4,
-            logits: int = 10, similar: int = 10) -> dict:  # fmt: skip
+            logits: int = 10, similar: int = 10):  # fmt: skip
     """One latent's dashboard (``mechscope sae features --json``) from the cached pass; 409 before the scan."""
     from mechscope.errors import ConfigError
-    from mechscope.io import finite_json
     from mechscope.sae.feature_scan import open_store
     from mechscope.sae.feature_weights import check_latent
     from mechscope.sae.features import features
@@ -154,7 +153,8 @@ def feature(latent: int, request: Request, sae: str, hook: str | None = None, st
         if _features_cache(model, s, cfg, st) is None:
             raise _not_scanned(f"the SAE {sae!r:.80}", "/api/features/scan")
         stats = features(model, s, latent, cfg, store=st)
-        return finite_json(stats.latent(latent, model, s, bands=bands, n_logits=logits, n_similar=similar))
+        out = stats.latent(latent, model, s, bands=bands, n_logits=logits, n_similar=similar)
+    return answer(out)  # encoded after the lock is released
 
 
 @router.post("/neurons/scan")
@@ -181,11 +181,11 @@ def neurons_scan(req: NeuronScan, request: Request) -> dict:
 
 @router.get("/neurons/{unit}")
 def neuron(unit: int, request: Request, hook: str, tokens: int | None = None, seq_len: int = 128,
-           corpus: str = "builtin", k: int = 10) -> dict:  # fmt: skip
+           corpus: str = "builtin", k: int = 10):  # fmt: skip
     """One unit's top and bottom contexts (``mechscope top-examples --json``) from the cache; 409 before the scan."""
     from mechscope.attribution.top_examples import default_cache_dir, top_examples, unit_count
     from mechscope.errors import OutOfRangeError
-    from mechscope.io import finite_json, read_marker
+    from mechscope.io import read_marker
 
     wb = workbench(request)
     req = NeuronScan(hook=hook, tokens=tokens, seq_len=seq_len, corpus=corpus.split(","), k=k)
@@ -199,14 +199,14 @@ def neuron(unit: int, request: Request, hook: str, tokens: int | None = None, se
         if not (d.is_dir() and read_marker(d) is not None):
             raise _not_scanned(f"{name}", "/api/neurons/scan")
         res = top_examples(model, name, unit, cfg)
-        return finite_json(res.unit(model, unit))
+        out = res.unit(model, unit)
+    return answer(out)  # encoded after the lock is released
 
 
 @router.post("/activations")
-def activations(req: ActivationsRequest, request: Request) -> dict:
+def activations(req: ActivationsRequest, request: Request):
     """Per-token activations of a latent (``sae`` + ``latent``) or a unit (``hook`` + ``unit``) on ``text``."""
     from mechscope.errors import ConfigError
-    from mechscope.io import finite_json
     from mechscope.sae.feature_text import latent_text_activations, unit_text_activations
 
     wb = workbench(request)
@@ -222,4 +222,5 @@ def activations(req: ActivationsRequest, request: Request) -> dict:
             res = latent_text_activations(model, sae, req.latent, req.text)
         else:
             res = unit_text_activations(model, req.hook, req.unit, req.text)
-        return finite_json(res.to_dict())
+        out = res.to_dict()
+    return answer(out)  # encoded after the lock is released

@@ -20,7 +20,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from mechscope.web.routes import workbench
+from mechscope.web.routes import answer, workbench
 from mechscope.web.routes.features import load_sae
 from mechscope.web.security import check_web_prompt, resolve_under_roots
 
@@ -118,9 +118,8 @@ def check_limits(wb, top_k: int, generate: int) -> None:
 
 
 @router.post("/steer")
-def steer(req: SteerRequest, request: Request) -> dict:
+def steer(req: SteerRequest, request: Request):
     """``{sae, latent, prompt, values, mode, generate, top_k, include_bos}`` → ``SteerResult.to_dict()``."""
-    from mechscope.io import finite_json
     from mechscope.steer.feature import steer_latent
 
     wb = workbench(request)
@@ -130,7 +129,8 @@ def steer(req: SteerRequest, request: Request) -> dict:
         sae = load_sae(req.sae, model, wb.config.runs, req.hook)
         res = steer_latent(model, sae, req.latent, req.prompt, req.values, req.mode, generate=req.generate,
                            top_k=req.top_k, include_bos=req.include_bos)  # fmt: skip
-        return finite_json(res.to_dict())
+        out = res.to_dict()
+    return answer(out)  # encoded after the lock is released
 
 
 @router.get("/vector/builtin")
@@ -142,10 +142,10 @@ def builtin_sets() -> dict:
 
 
 @router.post("/vector/make")
-def make(req: MakeRequest, request: Request) -> dict:
+def make(req: MakeRequest, request: Request):
     """``{hook, builtin | pos + neg, method, position, save?}`` → ``SteeringVector.to_dict()`` + ``id`` (+ ``out``)."""
     from mechscope.errors import ConfigError
-    from mechscope.io import check_output_dir, finite_json
+    from mechscope.io import check_output_dir
     from mechscope.steer.vector import KIND, make_vector
 
     wb = workbench(request)
@@ -170,13 +170,12 @@ def make(req: MakeRequest, request: Request) -> dict:
     data = {**vec.to_dict(), "id": shelf(request).put(vec)}
     if out is not None:
         data["out"] = str(vec.save(out, force=req.force))
-    return finite_json(data)
+    return answer(data)
 
 
 @router.post("/vector/apply")
-def apply(req: ApplyRequest, request: Request) -> dict:
+def apply(req: ApplyRequest, request: Request):
     """``{vector: id | folder, prompt, coefs, targets, generate, top_k}`` → ``VectorResult.to_dict()``."""
-    from mechscope.io import finite_json
     from mechscope.steer.apply import apply_vector
     from mechscope.steer.vector import load_vector
 
@@ -189,4 +188,5 @@ def apply(req: ApplyRequest, request: Request) -> dict:
             vec = load_vector(resolve_under_roots(req.vector, wb.config.runs), model)
         res = apply_vector(model, vec, req.prompt, req.coefs, generate=req.generate, targets=req.targets,
                            top_k=req.top_k, include_bos=req.include_bos)  # fmt: skip
-        return finite_json(res.to_dict())
+        out = res.to_dict()
+    return answer(out)  # encoded after the lock is released
