@@ -101,3 +101,14 @@ def test_diff_page_renders_heatmap(page, shots, tiny_gemma):
     assert len(z) == tiny_gemma.cfg.n_layers and max(z[0]) == 0 and max(z[1]) > 0  # the nudge is in layer 1
     assert "done" in page.inner_text("#diff-status")
     screenshot(page, shots, "diff")
+
+
+def test_neuron_page_shows_top_and_bottom_contexts(page, shots, runs):
+    from urllib.parse import quote
+
+    corpus = quote(runs[1]["corpus"])
+    page.goto(page.base + f"/#/features?hook=blocks.1.mlp.hook_post&unit=7&corpus={corpus}&seq_len={SEQ_LEN}&tokens={TOKENS}")
+    page.wait_for_selector("#feat-bottom .tok", timeout=20_000)
+    assert "Unit 7 of 96 at blocks.1.mlp.hook_post" in page.inner_text("#feat-stats")
+    assert page.locator("#feat-top .ctx").count() == 10 and page.locator("#feat-top .tok.on").count() >= 1
+    screenshot(page, shots, "neuron")

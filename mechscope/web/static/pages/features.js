@@ -77,12 +77,15 @@ export async function render(root, ctx) {
   }
   open.addEventListener("click", openIt);
 
-  function contexts(title, list, id, valueKey, actsKey) {
+  // bos: the contexts start with BOS (neurons' top examples), shown unshaded; each context is shaded on
+  // its own largest |activation| past BOS.
+  function contexts(title, list, id, valueKey, actsKey, bos = false) {
+    const scale = (acts) => Math.max(1e-9, ...acts.slice(bos ? 1 : 0).map(Math.abs));
     return el("div", { class: "panel", id },
       el("h2", {}, title),
       list.length ? list.map((ex) => el("div", { style: "margin:4px 0" },
         el("span", { class: "muted", style: "font-size:11px;margin-right:6px" }, (ex[valueKey]).toFixed(3)),
-        highlight(el, visible, ex.tokens, ex[actsKey], Math.abs(ex[valueKey]), ex.position)))
+        highlight(el, visible, ex.tokens, ex[actsKey], bos ? scale(ex[actsKey]) : Math.abs(ex[valueKey]), ex.position, bos)))
         : el("span", { class: "muted" }, "none (the latent never fired)"));
   }
 
@@ -138,8 +141,8 @@ export async function render(root, ctx) {
       el("div", { class: "panel", id: "feat-stats" }, el("h2", {}, `Unit ${d.unit} of ${d.n_units} at ${d.hook}`),
         el("div", {}, `${d.unit_kind} · ${d.tokens} corpus tokens scanned · top and bottom ${d.k} contexts (BOS excluded from the ranking)`)),
       el("div", { class: "row" },
-        el("div", { class: "half" }, contexts("Top activating contexts", d.top, "feat-top", "activation", "activations")),
-        el("div", { class: "half" }, contexts("Most negative contexts", d.bottom, "feat-bottom", "activation", "activations"),
+        el("div", { class: "half" }, contexts("Top activating contexts", d.top, "feat-top", "activation", "activations", true)),
+        el("div", { class: "half" }, contexts("Most negative contexts", d.bottom, "feat-bottom", "activation", "activations", true),
           textBox({ hook: d.hook, unit: d.unit }))));
   }
 
