@@ -109,3 +109,30 @@ def test_bad_requests_are_one_line(client, path, body, code, words):
     assert r.status_code == code, r.text
     msg = r.json()["error"]
     assert words in msg and "\n" not in msg
+
+
+
+@pytest.mark.gemma
+def test_gemma_cells_through_the_web(gemma):
+    """On Gemma 3 270M (measured: the cell 0.78 of the grid, P(' Paris') 0.21 after the patch; the MLP window
+    at layer 5 over ' Jordan' brings ' basketball' back to the top): the routes equal the library."""
+    from fastapi.testclient import TestClient
+
+    from mechscope.attribution.cell import patch_cell, trace_cell
+    from mechscope.attribution.config import TraceConfig
+    from mechscope.web import create_app
+
+    body = {"clean": "The Eiffel Tower is in the city of", "corrupt": "The Colosseum is in the city of",
+            "answer": " Paris", "wrong": " Rome"}  # fmt: skip
+    fact = {"prompt": "Michael Jordan plays the sport of", "subject": "Michael Jordan", "answer": " basketball", "samples": 3}
+    with TestClient(create_app(model=gemma)) as c:
+        got = c.post("/api/circuits/patch-cell", json={**body, "kind": "resid_pre", "layer": 0, "index": 2}).json()
+        traced = c.post("/api/circuits/trace-cell", json={**fact, "kind": "mlp", "layer": 5, "position": 2}).json()
+    want = patch_cell(gemma, body["clean"], body["corrupt"], " Paris", " Rome", kind="resid_pre", layer=0, index=2)
+    assert got == finite_json(want.to_dict())
+    assert 0.5 < got["value"] < 1.0  # ' Eiffel' restored, ' Tower' still corrupt
+    assert got["top"][0]["token"] == got["clean_top"][0]["token"] == " Paris" != got["corrupt_top"][0]["token"]
+    cfg = TraceConfig(samples=3)
+    assert traced == finite_json(trace_cell(gemma, fact["prompt"], "Michael Jordan", " basketball", cfg, kind="mlp",
+                                            layer=5, position=2).to_dict())  # fmt: skip
+    assert traced["top"][0]["token"] == " basketball" and traced["value"] > 0.1
