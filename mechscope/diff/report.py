@@ -101,11 +101,11 @@ def diff_models(base, tuned, seqs: list[list[int]], cfg: DiffConfig = DiffConfig
     gain = L.norm_gain(tuned)
     logits = L.lens_logits(tuned, stats.mean_diff, stats.base_rms, gain)
     scores = L.peak_scores(logits, top_n)
-    best = L.best_layer(stats.layers, logits, top_n)
+    best = L.best_layer(stats.layers, logits, top_n) if steer_layer is None else steer_layer  # a given layer wins
+    if best not in stats.layers:
+        raise ConfigError(f"steer layer {best} is not among the compared layers {stats.layers}: add it to --layers")
     promoted = L.top_tokens(tuned, logits[stats.layers.index(best)], top_n)
-    layer = best if steer_layer is None else steer_layer
-    if layer not in stats.layers:
-        raise ConfigError(f"steer layer {layer} is not among the compared layers {stats.layers}: add it to --layers")
+    layer = best
     if not targets:
         targets = [t["token"] for t in promoted[:DEFAULT_TARGETS] if t["token"].strip()]
     vector = stats.mean_diff[stats.layers.index(layer)]
