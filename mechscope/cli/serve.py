@@ -76,7 +76,10 @@ def run(args) -> int:
     info = {"url": url, "model": args.model, "host": args.host, "port": port, "runs": [str(r) for r in config.runs],
             "limits": config.limits()}  # fmt: skip
     if args.dry_run:
-        emit_json(info) if args.json else print(f"would serve {args.model} at {url}")
+        if args.json:
+            emit_json(info)
+        else:
+            print(f"would serve {args.model} at {url}")
         return 0
     import uvicorn
 
