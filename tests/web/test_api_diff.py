@@ -75,7 +75,7 @@ def test_crosscoder_equals_library(client, app, tiny_gemma, tuned, one_thread):
     from mechscope.diff.crosscoder_run import diff_with_crosscoder
     from mechscope.diff.pair import tokenize_prompts
 
-    xc = {"width": 16, "k": 2, "tokens": 120, "cc_layer": 1, "steps_tokens": 600}
+    xc = {"width": 16, "k": 2, "tokens": 50, "cc_layer": 1, "steps_tokens": 400}  # 52 prompt rows: no corpus top-up
     done = run_job(client, app, {"tuned": "tuned", "prompts": PROMPTS, "seq_len": 16, "coefs": [0, 1], "crosscoder": True, **xc})
     assert done["progress"]["message"] == "done"
     torch.manual_seed(0)

@@ -112,3 +112,18 @@ def test_neuron_page_shows_top_and_bottom_contexts(page, shots, runs):
     assert "Unit 7 of 96 at blocks.1.mlp.hook_post" in page.inner_text("#feat-stats")
     assert page.locator("#feat-top .ctx").count() == 10 and page.locator("#feat-top .tok.on").count() >= 1
     screenshot(page, shots, "neuron")
+
+
+def test_diff_page_crosscoder(page, shots):
+    page.goto(page.base + "/#/diff")
+    page.fill("#diff-tuned", "tuned")
+    page.fill("#diff-seq-len", str(SEQ_LEN))
+    page.check("#diff-crosscoder")
+    page.fill("#diff-width", "16")
+    page.fill("#diff-k", "2")
+    page.fill("#diff-cc-tokens", "50")  # the prompts hold 52 rows: no corpus top-up
+    page.click("#diff-run")
+    _plotted(page, "#diff-cc-hist")
+    text = page.inner_text("#diff-cc")
+    assert "Crosscoder: width 16, k 2" in text and "tuned-only" in text
+    screenshot(page, shots, "diff-crosscoder")

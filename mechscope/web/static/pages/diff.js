@@ -81,14 +81,14 @@ export async function render(root, ctx) {
     Plotly.newPlot(steerPlot, [{ x: d.steer.map((s) => s.coef), y: d.steer.map((s) => s.target_logprob_shift), mode: "lines+markers" }],
       { margin: m, title: { text: `steering the base at layer ${d.steer_layer}: target log-prob shift`, font: { size: 12 } }, xaxis: { title: { text: "coefficient" } }, yaxis: { title: { text: "nats" } } }, cfg);
     if (xc) {
-      Plotly.newPlot(document.getElementById("diff-cc-hist"), [{ type: "histogram", x: d.crosscoder.rel_norms.filter((_, i) => d.crosscoder.live[i]), nbinsx: 40 }],
+      Plotly.newPlot(document.getElementById("diff-cc-hist"), [{ type: "histogram", x: d.crosscoder.rel_norms.filter((_, i) => d.crosscoder.live[i]), xbins: { start: 0, end: 1, size: 0.025 } }],
         { margin: m, title: { text: "live latents by relative decoder norm r", font: { size: 12 } }, xaxis: { title: { text: "r = ‖d_tuned‖ / (‖d_base‖ + ‖d_tuned‖)" }, range: [0, 1] } }, cfg);
     }
   }
 
   function crosscoderPanel(x) {
     const c = x.counts;
-    return el("div", { class: "panel", id: "diff-crosscoder" },
+    return el("div", { class: "panel", id: "diff-cc" },
       el("h2", {}, `Crosscoder: width ${x.width}, k ${x.k}, layer ${x.layer}, ${x.tokens} tokens, FVU ${x.fvu.toFixed(3)}`),
       el("div", {}, `base-only ${c.base_only} · shared ${c.shared} · tuned-only ${c.tuned_only} · other ${c.other} · dead ${c.dead}`),
       el("div", { class: "row" }, el("div", { id: "diff-cc-hist", style: "width:420px;height:260px" }),
