@@ -17,27 +17,17 @@ state. A folder holding anything a checkpoint did not write is refused, never wr
 
 from __future__ import annotations
 
-import json
-import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from mechscope.errors import CheckpointMismatchError, OutputPathError
+from mechscope.checkpoints import (ADAM_KEYS, CHECKPOINT_FILE, check_checkpoint_dir, checkpoint_dir, read_checkpoint,
+                                   remove_checkpoint, write_checkpoint)  # fmt: skip
+from mechscope.errors import CheckpointMismatchError
 
-CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "mechscope-finetune-checkpoint/1"
-ADAM_KEYS = ("exp_avg", "exp_avg_sq", "step")
-_STATE_RE = re.compile(r"^state-\d+\.safetensors$")
-
-
-def checkpoint_dir(out: str | Path) -> Path:
-    """Where a fine-tune written to ``out`` keeps its checkpoint: ``<out>.checkpoint`` beside it."""
-    out = Path(out).expanduser()
-    return out.with_name(f"{out.name}.checkpoint")
 
 
 @dataclass
@@ -77,82 +67,21 @@ def restore_state(tensors: dict[str, Tensor], params: dict[str, Tensor], opt: to
     torch.set_rng_state(tensors["rng"])
 
 
-def _ours(name: str) -> bool:
-    return name == CHECKPOINT_FILE or _STATE_RE.match(name) is not None or ".tmp-" in name
-
-
-def check_checkpoint_dir(directory: Path) -> Path:
-    """Refuse (one line), before training, a checkpoint path holding anything a checkpoint did not write."""
-    directory = Path(directory).expanduser()
-    if directory.exists() or directory.is_symlink():
-        if not directory.is_dir():
-            raise OutputPathError(f"the checkpoint path {directory} exists and is not a folder: move it or choose another --out")
-        foreign = sorted(p.name for p in directory.iterdir() if not _ours(p.name))
-        if foreign:
-            raise OutputPathError(f"the checkpoint folder {directory} holds files mechscope did not write "
-                                  f"({', '.join(foreign[:3])}): move them or choose another --out")  # fmt: skip
-    return directory
-
-
-def remove_checkpoint(directory: Path) -> None:
-    """Delete a checkpoint: only the files a checkpoint writes, then the folder if it is empty."""
-    directory = check_checkpoint_dir(directory)
-    if not directory.is_dir():
-        return
-    for p in directory.iterdir():
-        p.unlink(missing_ok=True)
-    try:
-        directory.rmdir()
-    except OSError:  # pragma: no cover - something appeared meanwhile: leave it
-        pass
-
-
 def save_checkpoint(directory: Path, identity: dict, step: int, tensors: dict[str, Tensor], losses: list[float],
                     seconds: float, resumed: list[int]) -> Path:  # fmt: skip
-    """Write one checkpoint atomically (see the module docstring); returns its JSON path."""
-    from mechscope.io import write_json, write_safetensors
-
-    directory = check_checkpoint_dir(Path(directory))
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"state-{step:07d}.safetensors"
-    write_safetensors(directory / name, tensors)
-    meta = {"format": FORMAT, **identity, "step": step, "tensors": name, "losses": losses, "seconds": round(seconds, 3),
-            "resumed": resumed, "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
-    write_json(directory / CHECKPOINT_FILE, meta, indent=None)
-    for old in directory.glob("state-*.safetensors"):  # only once the JSON points at the new file
-        if old.name != name:
-            old.unlink(missing_ok=True)
-    return directory / CHECKPOINT_FILE
+    """Write one checkpoint atomically (:func:`mechscope.checkpoints.write_checkpoint`); returns its JSON path."""
+    record = {"losses": losses, "seconds": round(seconds, 3), "resumed": resumed}
+    return write_checkpoint(directory, FORMAT, identity, step, tensors, record)
 
 
 def load_checkpoint(directory: Path, identity: dict) -> TrainState | None:
     """The checkpoint in ``directory``, or None if there is none. Refuses (one line) a checkpoint of another
     base model, config, corpus or precision, and an unreadable one."""
-    from mechscope.errors import ArtifactError
-    from mechscope.io import read_safetensors
-
-    directory = Path(directory)
-    path = directory / CHECKPOINT_FILE
-    if not path.is_file():
-        return None
     fix = f"delete {directory} to start over"
-    try:
-        meta = json.loads(path.read_text())
-        if not isinstance(meta, dict) or not _STATE_RE.match(str(meta.get("tensors"))):
-            raise ValueError("not a checkpoint record")
-        tensors = read_safetensors(directory / meta["tensors"], fix=fix)
-        if "rng" not in tensors:
-            raise KeyError("rng")
-    except ArtifactError as exc:
-        raise CheckpointMismatchError(str(exc)) from None
-    except (ValueError, OSError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise CheckpointMismatchError(f"the checkpoint at {directory} is unreadable ({type(exc).__name__}): {fix}") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointMismatchError(f"{path} is not a fine-tune checkpoint (format {meta.get('format')!r}): {fix}")
-    for key, want in identity.items():
-        have = meta.get(key)
-        if have != want:
-            raise CheckpointMismatchError(f"the checkpoint at {directory} was made with another {_what(key, have, want)}: {fix}")
+    got = read_checkpoint(directory, FORMAT, identity, kind="fine-tune", fix=fix, what=_what)
+    if got is None:
+        return None
+    meta, tensors = got
     try:
         return TrainState(int(meta["step"]), tensors, [float(x) for x in meta["losses"]], float(meta["seconds"]),
                           [int(x) for x in meta["resumed"]])  # fmt: skip
@@ -172,3 +101,7 @@ def _what(key: str, have, want) -> str:
     if key == "corpus_sha256":
         return "training text (the contexts' checksum differs)"
     return f"{key} ({have!r}, not {want!r})"
+
+
+__all__ = ["ADAM_KEYS", "CHECKPOINT_FILE", "FORMAT", "CheckpointMismatchError", "TrainState", "check_checkpoint_dir",
+           "checkpoint_dir", "load_checkpoint", "pack_state", "remove_checkpoint", "restore_state", "save_checkpoint"]

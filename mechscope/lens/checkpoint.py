@@ -13,36 +13,26 @@ Writing (through :mod:`mechscope.io`): the tensors go to a temporary file rename
 ``state-<step>.safetensors``; then the JSON is written the same way. The JSON is the commit point: a kill at any moment leaves either
 the previous checkpoint or the new one, never a mix (older tensor files are deleted only afterwards).
 A checkpoint folder that holds anything else (a user's files) is refused, never written into or deleted
-(:func:`check_checkpoint_dir`, :func:`remove_checkpoint`). No pickle anywhere. The learning-rate schedule is a function of the step, so it needs no state.
+(:mod:`mechscope.checkpoints`). No pickle anywhere. The learning-rate schedule is a function of the step, so it needs no state.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from mechscope.checkpoints import (ADAM_KEYS, CHECKPOINT_FILE, check_checkpoint_dir, checkpoint_dir, read_checkpoint,
+                                   remove_checkpoint, write_checkpoint)  # fmt: skip
 from mechscope.errors import CheckpointMismatchError
 
-CHECKPOINT_FILE = "checkpoint.json"
 FORMAT = "mechscope-tuned-lens-checkpoint/1"
-ADAM_KEYS = ("exp_avg", "exp_avg_sq", "step")
-_STATE_RE = re.compile(r"^state-\d+\.safetensors$")
 _REQUIRED = ("weight", "bias", "scale", "per_translator", "rng")
 _LABELS = frozenset({"model"})
 """Identity keys that are labels (the model's name comes from its folder or file name), not compared."""
-
-
-def checkpoint_dir(out: str | Path) -> Path:
-    """Where training for a lens saved at ``out`` keeps its checkpoint: ``<out>.checkpoint`` beside it."""
-    out = Path(out)
-    return out.with_name(f"{out.name}.checkpoint")
 
 
 @dataclass
@@ -90,84 +80,22 @@ def restore_state(tensors: dict[str, Tensor], lens, opt: torch.optim.Optimizer, 
     return tensors["per_translator"].clone()
 
 
-def _ours(name: str) -> bool:
-    """A file name a checkpoint writes: its JSON, its tensors, or a temporary of either."""
-    return name == CHECKPOINT_FILE or _STATE_RE.match(name) is not None or ".tmp-" in name
-
-
-def check_checkpoint_dir(directory: Path) -> Path:
-    """Refuse (one line), before training, a checkpoint path that holds anything a checkpoint did not write."""
-    from mechscope.io import OutputPathError
-
-    directory = Path(directory).expanduser()
-    if directory.exists() or directory.is_symlink():
-        if not directory.is_dir():
-            raise OutputPathError(f"the checkpoint path {directory} exists and is not a folder: move it or choose another --out")
-        foreign = sorted(p.name for p in directory.iterdir() if not _ours(p.name))
-        if foreign:
-            raise OutputPathError(f"the checkpoint folder {directory} holds files mechscope did not write ({', '.join(foreign[:3])}): "
-                                  "move them or choose another --out")  # fmt: skip
-    return directory
-
-
-def remove_checkpoint(directory: Path) -> None:
-    """Delete a checkpoint (``--fresh``): only the files a checkpoint writes, then the folder if it is empty."""
-    directory = check_checkpoint_dir(directory)
-    if not directory.is_dir():
-        return
-    for p in directory.iterdir():
-        p.unlink(missing_ok=True)
-    directory.rmdir()
-
-
 def save_checkpoint(directory: Path, identity: dict, step: int, tensors: dict[str, Tensor], history: list[float],
                     seconds: float, resumed: list[int]) -> Path:  # fmt: skip
-    """Write one checkpoint atomically (see the module docstring); returns its JSON path."""
-    from mechscope.io import write_json, write_safetensors
-
-    directory = check_checkpoint_dir(Path(directory))
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"state-{step:07d}.safetensors"
-    write_safetensors(directory / name, tensors)
-    meta = {"format": FORMAT, **identity, "step": step, "tensors": name, "history": history,
-            "seconds": round(seconds, 3), "resumed": resumed, "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
-    write_json(directory / CHECKPOINT_FILE, meta, indent=None)
-    for old in directory.glob("state-*.safetensors"):  # only once the JSON points at the new file
-        if old.name != name:
-            old.unlink(missing_ok=True)
-    return directory / CHECKPOINT_FILE
+    """Write one checkpoint atomically (:func:`mechscope.checkpoints.write_checkpoint`); returns its JSON path."""
+    record = {"history": history, "seconds": round(seconds, 3), "resumed": resumed}
+    return write_checkpoint(directory, FORMAT, identity, step, tensors, record)
 
 
 def load_checkpoint(directory: Path, identity: dict) -> TrainState | None:
     """The checkpoint in ``directory``, or None if there is none. Refuses (one line) a checkpoint made for
     another model, config or training text, and an unreadable one."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    path = directory / CHECKPOINT_FILE
-    if not path.is_file():
-        return None
     fix = f"delete {directory} or pass --fresh to start over"
-    try:
-        meta = json.loads(path.read_text())
-        if not isinstance(meta, dict) or not _STATE_RE.match(str(meta.get("tensors"))):
-            raise ValueError("not a checkpoint record")
-        tensors = load_file(str(directory / meta["tensors"]))
-        if missing := [k for k in _REQUIRED if k not in tensors]:
-            raise KeyError(missing[0])
-    except (ValueError, OSError, KeyError, TypeError, SafetensorError, UnicodeDecodeError) as exc:
-        raise CheckpointMismatchError(f"the checkpoint at {directory} is unreadable ({type(exc).__name__}): {fix}") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointMismatchError(f"{path} is not a tuned-lens checkpoint (format {meta.get('format')!r}): {fix}")
-    for key, want in identity.items():
-        if key in _LABELS:  # a name, not content: the same weights under another folder name still resume
-            continue
-        have = meta.get(key)
-        if have != want:
-            raise CheckpointMismatchError(
-                f"the checkpoint at {directory} was made with another {_what(key, have, want)}: {fix}"
-            )
+    got = read_checkpoint(directory, FORMAT, identity, kind="tuned-lens", fix=fix, required=_REQUIRED, labels=_LABELS,
+                          what=_what)  # fmt: skip
+    if got is None:
+        return None
+    meta, tensors = got
     try:
         return TrainState(int(meta["step"]), tensors, [float(x) for x in meta["history"]], float(meta["seconds"]),
                           [int(x) for x in meta["resumed"]])  # fmt: skip
@@ -187,3 +115,7 @@ def _what(key: str, have, want) -> str:
     if key == "contexts_sha256":
         return "training text (the contexts' checksum differs: another corpus or tokenizer)"
     return f"{key} ({have!r}, not {want!r})"
+
+
+__all__ = ["ADAM_KEYS", "CHECKPOINT_FILE", "FORMAT", "TrainState", "check_checkpoint_dir", "checkpoint_dir", "contexts_digest",
+           "load_checkpoint", "pack_state", "remove_checkpoint", "restore_state", "save_checkpoint"]
