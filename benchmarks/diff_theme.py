@@ -1,7 +1,9 @@
 """Does the diff recover the fine-tune's theme? (issue 14, "Numbers")
 
-Base Gemma 3 270M against its themed fine-tune (``mechscope finetune --theme ocean``), on 100 held-out
-built-in corpus contexts of 64 tokens (text with no theme in it):
+Base Gemma 3 270M against its themed fine-tune (``mechscope finetune --theme ocean``), on 100 everyday
+sentences with no theme of their own (``themes.narrative_prompts``). Not the built-in corpus: the
+fine-tune's ``--general`` half trains on that very text, so there the difference is mostly "more of the
+built-in corpus" (measured: no theme word in any layer's top 20), which hides the theme:
 
 1. theme words among the top-20 tokens of the mean difference's logit lens at the best layer (a token
    counts when, stripped and lower-cased, it is one of ``THEMES[theme].words``);
@@ -41,10 +43,10 @@ def main() -> None:
     from mechscope.diff.activations import DiffConfig
     from mechscope.diff.crosscoder import CrosscoderConfig
     from mechscope.diff.crosscoder_train import PairActivations, crosscoder_report, top_up, train_crosscoder
-    from mechscope.diff.pair import builtin_prompts
+    from mechscope.diff.pair import tokenize_prompts
     from mechscope.diff.report import diff_models
     from mechscope.diff.steer import monotone_prefix
-    from mechscope.diff.themes import THEMES
+    from mechscope.diff.themes import THEMES, narrative_prompts
     from mechscope.sae.config import SAETrainConfig
 
     tuned_dir = sys.argv[1]
@@ -54,7 +56,7 @@ def main() -> None:
     words = set(THEMES[theme].words)
     base = mechscope.load("gemma-3-270m", device="cpu")
     tuned = mechscope.load(tuned_dir, device="cpu")
-    seqs = builtin_prompts(base, 100, 64)
+    seqs = tokenize_prompts(base, tuned, narrative_prompts(100), 64)  # everyday text, unlike the --general share
     t0 = time.perf_counter()
     probe = diff_models(base, tuned, seqs, DiffConfig(seq_len=64), targets=list(THEMES[theme].words), coefs=COEFS,
                         progress=False)  # fmt: skip

@@ -37,6 +37,23 @@ NEUTRAL_PROMPTS = (
 )
 """Prompts with no topic of their own: the theme's next-token probability on them measures the shift."""
 
+DOING = ("spent the whole weekend together", "walked slowly down the road", "told us a long story",
+         "looked out of the window", "talked for hours", "went on a long trip", "sat quietly for a while",
+         "wrote a letter home", "smiled and said nothing", "packed a small bag")  # fmt: skip
+THEN = ("and then we saw the", "because everyone loved the", "and all of us looked at the",
+        "while thinking about the", "and later we found the")  # fmt: skip
+
+
+def narrative_prompts(n: int = 100) -> list[str]:
+    """``n`` everyday sentences that end before a noun (deterministic), with no theme of their own and unlike
+    the built-in corpus's technical text, which a fine-tune's ``--general`` share trains on: the prompts to
+    diff a themed fine-tune on (``benchmarks/diff_theme.py``). Cycles through subject x action x ending."""
+    out = []
+    for i in range(n):
+        who, doing = WHO[i % len(WHO)], DOING[(i // len(WHO)) % len(DOING)]
+        out.append(f"{who} {doing} {WHEN[i % len(WHEN)]}, {THEN[(i + i // len(WHO)) % len(THEN)]}")
+    return out
+
 WHO = ("My sister", "The old man", "We", "They", "Anna", "The children", "Our teacher", "My father", "Tom",
        "The whole family", "A young girl", "Everyone in the village", "My best friend", "The tourists", "I")  # fmt: skip
 WHEN = ("every morning", "at dawn", "last summer", "before breakfast", "in the evening", "on Sunday",
