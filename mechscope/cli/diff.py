@@ -31,7 +31,9 @@ def register(subparsers) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompts", type=Path, metavar="FILE", help="UTF-8 text file, one prompt per line")
     src.add_argument("--builtin-prompts", action="store_true", help="use held-out contexts of the built-in corpus")
-    p.add_argument("--n-prompts", type=int, default=100, help="contexts taken with --builtin-prompts")
+    src.add_argument("--narrative-prompts", action="store_true", help="use everyday sentences with no theme of their "
+                     "own (best for a themed fine-tune whose --general share trained on the built-in corpus)")  # fmt: skip
+    p.add_argument("--n-prompts", type=int, default=100, help="prompts taken with --builtin-prompts / --narrative-prompts")
     p.add_argument("--seq-len", type=int, default=64, help="tokens per prompt (BOS included); longer prompts are cut")
     p.add_argument("--layers", metavar="L,L,...", help="layers to compare (default: all)")
     p.add_argument("--components", default="resid_post", help="resid_post[,attn_out][,mlp_out]: extra per-layer norms")
@@ -130,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
     base = mechscope.load(args.base, device=args.device)
     tuned = mechscope.load(args.tuned, device=args.device)
     check_pair(base, tuned)
+    if args.narrative_prompts:
+        from mechscope.diff.themes import narrative_prompts
+
+        prompts = narrative_prompts(args.n_prompts)
     seqs = (tokenize_prompts(base, tuned, prompts, args.seq_len) if prompts is not None
             else builtin_prompts(base, args.n_prompts, args.seq_len))  # fmt: skip
     progress = not args.json

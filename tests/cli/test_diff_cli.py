@@ -42,6 +42,21 @@ def test_diff_json_schema(dirs, capsys, monkeypatch):
     assert png.stat().st_size > 10_000
 
 
+def test_diff_on_narrative_prompts(dirs, capsys, monkeypatch):
+    from mechscope.diff.themes import THEMES, narrative_prompts
+
+    prompts = narrative_prompts(30)
+    assert prompts == narrative_prompts(30) and len(set(prompts)) == 30  # deterministic, no repeats
+    words = {w for t in THEMES.values() for w in t.words}
+    assert not any(w in p.lower().replace(",", " ").split() for p in prompts for w in words)  # no theme of their own
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    code, out, err = run_cli(capsys, "diff", dirs["base"], dirs["tuned"], "--narrative-prompts", "--n-prompts", "12",
+                             "--seq-len", "32", "--coefs", "0,1", "--json")  # fmt: skip
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["layers"][0]["mean_norm"] == 0 and d["layers"][1]["mean_norm"] == pytest.approx(3.0, abs=1e-4)
+
+
 def test_diff_crosscoder_json_and_save(dirs, capsys, monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "1")
     save = dirs["root"] / "xc"
