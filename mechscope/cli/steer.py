@@ -66,22 +66,30 @@ def parse_sweep(text: str) -> list[float]:
     return values
 
 
-def run(args: argparse.Namespace) -> int:
+def sweep_values(args: argparse.Namespace, flag: str, one: float | None) -> list[float]:
+    """The doses or coefficients (``one`` given with ``flag``, else ``--sweep``), after checking them and
+    ``--generate`` / ``--top-k``: one line for anything wrong."""
     import math
 
-    from mechscope.cli.run import parse_interventions
     from mechscope.errors import ConfigError
-    from mechscope.io import check_output_file
-    from mechscope.model.tokens import check_prompt
 
-    check_prompt(args.prompt)
-    if args.value is not None and not math.isfinite(args.value):
-        raise ConfigError(f"--value must be a finite number, got {args.value}")
-    values = [args.value] if args.value is not None else parse_sweep(args.sweep)
+    if one is not None and not math.isfinite(one):
+        raise ConfigError(f"{flag} must be a finite number, got {one}")
+    values = [one] if one is not None else parse_sweep(args.sweep)
     if args.generate < 0:
         raise ConfigError(f"--generate must be ≥ 0, got {args.generate}")
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be between 1 and the vocabulary size, got {args.top_k}")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    from mechscope.cli.run import parse_interventions
+    from mechscope.io import check_output_file
+    from mechscope.model.tokens import check_prompt
+
+    check_prompt(args.prompt)
+    values = sweep_values(args, "--value", args.value)
     interventions = parse_interventions(args.intervene)
     png = check_output_file(args.png, suffixes=(".png",)) if args.png else None
     model = load_model(args)

@@ -147,21 +147,12 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    import math
-
-    from mechscope.cli.steer import parse_sweep
-    from mechscope.errors import ConfigError
+    from mechscope.cli.steer import sweep_values
     from mechscope.io import check_output_file
     from mechscope.model.tokens import check_prompt
 
     check_prompt(args.prompt)
-    if args.coef is not None and not math.isfinite(args.coef):
-        raise ConfigError(f"--coef must be a finite number, got {args.coef}")
-    coefs = [args.coef] if args.coef is not None else parse_sweep(args.sweep)
-    if args.generate < 0:
-        raise ConfigError(f"--generate must be ≥ 0, got {args.generate}")
-    if args.top_k < 1:
-        raise ConfigError(f"--top-k must be between 1 and the vocabulary size, got {args.top_k}")
+    coefs = sweep_values(args, "--coef", args.coef)
     png = check_output_file(args.png, suffixes=(".png",)) if args.png else None
     from mechscope.steer.vector import load_vector
 

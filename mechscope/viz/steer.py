@@ -60,16 +60,21 @@ def table_lines(data: dict, width: int | None = None) -> list[str]:
     return lines
 
 
-def text_lines(data: dict, width: int | None = None) -> list[str]:
-    if not data["generate"]:
+def continuation_lines(generate: int, labels: list[str], texts: list[str], width: int | None = None) -> list[str]:
+    """The greedy continuations, one per dose or coefficient, under their labels ([] when none was generated)."""
+    if not generate:
         return []
     width = width or shutil.get_terminal_size((120, 24)).columns
-    labels = [dose_label(d["value"]) for d in data["doses"]]
     pad = max(len(lab) for lab in labels) + 2
-    out = [f"greedy continuations ({data['generate']} tokens):"]
-    for lab, d in zip(labels, data["doses"]):
-        out.append(f"{lab:<{pad}}{clip(repr(d['text']), max(20, width - pad))}")
+    out = [f"greedy continuations ({generate} tokens):"]
+    for lab, text in zip(labels, texts):
+        out.append(f"{lab:<{pad}}{clip(repr(text), max(20, width - pad))}")
     return out
+
+
+def text_lines(data: dict, width: int | None = None) -> list[str]:
+    doses = data["doses"]
+    return continuation_lines(data["generate"], [dose_label(d["value"]) for d in doses], [d["text"] for d in doses], width)
 
 
 def render(data: dict, width: int | None = None) -> str:

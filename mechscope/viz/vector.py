@@ -13,7 +13,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from mechscope.viz.steer import COLORS
+from mechscope.viz.steer import COLORS, continuation_lines
 from mechscope.viz.tokens import clip, visible
 
 
@@ -64,15 +64,8 @@ def table_lines(data: dict, width: int | None = None) -> list[str]:
 
 
 def text_lines(data: dict, width: int | None = None) -> list[str]:
-    if not data["generate"]:
-        return []
-    width = width or shutil.get_terminal_size((120, 24)).columns
     cols = _columns(data)
-    pad = max(len(coef_label(c["coef"])) for c in cols) + 2
-    out = [f"greedy continuations ({data['generate']} tokens):"]
-    for c in cols:
-        out.append(f"{coef_label(c['coef']):<{pad}}{clip(repr(c['text']), max(20, width - pad))}")
-    return out
+    return continuation_lines(data["generate"], [coef_label(c["coef"]) for c in cols], [c["text"] for c in cols], width)
 
 
 def render(data: dict, width: int | None = None) -> str:
